@@ -1,0 +1,91 @@
+"""The one seam to HTTP: `request()` sends a call and turns every foreign failure into
+the adapter error tree (`adapters.errors`).
+
+What it decides for both hotlines:
+- connection refused / DNS → `TransientError` (not ambiguous: nothing was sent);
+- timeout or connection lost after sending → `TransientError(ambiguous=True)`;
+- 429 → `RateLimited(retry_after)`, `Retry-After` as seconds or an HTTP date;
+- 502/503/504 → `Unavailable` (502 and 504 ambiguous: the call may have been executed);
+- 500 and other 5xx → `TransientError(ambiguous=True)`;
+- 401 → `AuthError`.
+Every other status is returned as a `Response` for the client to read its own way
+(12345 envelopes, 12351 problem documents).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import aiohttp
+
+from adapters.errors import AuthError, RateLimited, TransientError, Unavailable
+
+
+@dataclass(frozen=True)
+class Response:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None, default: float = 1.0) -> float:
+    """Seconds to wait from a `Retry-After` header: delta-seconds or an HTTP date."""
+    if not value:
+        return default
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return default
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+async def request(
+    session: aiohttp.ClientSession,
+    system: str,
+    method: str,
+    url: str,
+    *,
+    timeout_s: float = 10.0,
+    **kwargs: Any,
+) -> Response:
+    """Send one HTTP call; raises the adapter errors listed in the module docstring."""
+    try:
+        async with session.request(
+            method, url, timeout=aiohttp.ClientTimeout(total=timeout_s), **kwargs
+        ) as resp:
+            body = await resp.read()
+            status, headers = resp.status, resp.headers
+    except aiohttp.ClientConnectorError as exc:
+        raise TransientError(system, f"{method} {url}: cannot connect") from exc
+    except (TimeoutError, asyncio.TimeoutError) as exc:
+        raise TransientError(system, f"{method} {url}: timed out", ambiguous=True) from exc
+    except aiohttp.ClientError as exc:
+        raise TransientError(
+            system, f"{method} {url}: {type(exc).__name__}", ambiguous=True
+        ) from exc
+
+    if status == 429:
+        raise RateLimited(system, parse_retry_after(headers.get("Retry-After")))
+    if status in (502, 503, 504):
+        raise Unavailable(system, f"{method} {url}: HTTP {status}", ambiguous=status != 503)
+    if status >= 500:
+        raise TransientError(system, f"{method} {url}: HTTP {status}", ambiguous=True)
+    if status == 401:
+        raise AuthError(system, f"{method} {url}: HTTP 401")
+    return Response(status, dict(headers), body)
