@@ -79,9 +79,7 @@ class StatusNotAllowed(AdapterError):
 class Rejected(AdapterError):
     """The request is invalid for good; `fields` names what the other side refused."""
 
-    def __init__(
-        self, system: str, detail: str, fields: tuple[FieldError, ...] = ()
-    ) -> None:
+    def __init__(self, system: str, detail: str, fields: tuple[FieldError, ...] = ()) -> None:
         super().__init__(system, detail)
         self.fields = fields
 

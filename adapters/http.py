@@ -14,7 +14,6 @@ Every other status is returned as a `Response` for the client to read its own wa
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -37,7 +36,9 @@ class Response:
         return json.loads(self.body) if self.body else None
 
 
-def parse_retry_after(value: str | None, *, now: datetime | None = None, default: float = 1.0) -> float:
+def parse_retry_after(
+    value: str | None, *, now: datetime | None = None, default: float = 1.0
+) -> float:
     """Seconds to wait from a `Retry-After` header: delta-seconds or an HTTP date."""
     if not value:
         return default
@@ -73,7 +74,7 @@ async def request(
             status, headers = resp.status, resp.headers
     except aiohttp.ClientConnectorError as exc:
         raise TransientError(system, f"{method} {url}: cannot connect") from exc
-    except (TimeoutError, asyncio.TimeoutError) as exc:
+    except TimeoutError as exc:
         raise TransientError(system, f"{method} {url}: timed out", ambiguous=True) from exc
     except aiohttp.ClientError as exc:
         raise TransientError(

@@ -18,23 +18,49 @@ PARTNER_TEXT_MAX: Final = 2000
 IDEMPOTENCY_KEY_MAX: Final = 255
 
 ServiceType = Literal[
-    "union_membership", "legal_aid", "mutual_aid", "hardship_relief", "skills",
-    "service_activity", "health", "psych_care", "maternal_care", "other",
+    "union_membership",
+    "legal_aid",
+    "mutual_aid",
+    "hardship_relief",
+    "skills",
+    "service_activity",
+    "health",
+    "psych_care",
+    "maternal_care",
+    "other",
 ]
 SERVICE_TYPES: Final[tuple[str, ...]] = ServiceType.__args__  # type: ignore[attr-defined]
 Priority = Literal["normal", "high", "alert"]
 CaseStatus = Literal[
-    "received", "dispatched", "verifying", "handling", "responded",
-    "callback_done", "closed", "transferred", "rejected",
+    "received",
+    "dispatched",
+    "verifying",
+    "handling",
+    "responded",
+    "callback_done",
+    "closed",
+    "transferred",
+    "rejected",
 ]
 Level = Literal["city", "district", "street"]
 Channel = Literal["phone", "app", "wechat", "walk_in", "partner"]
 Satisfaction = Literal["satisfied", "basically_satisfied", "dissatisfied", "unreachable"]
 PartnerStatus = Literal[
-    "accepted", "in_progress", "extended", "replied", "closed", "returned", "withdrawn",
+    "accepted",
+    "in_progress",
+    "extended",
+    "replied",
+    "closed",
+    "returned",
+    "withdrawn",
 ]
 EventType = Literal[
-    "created", "external_ref", "partner_update", "callback_result", "withdrawn", "reopened",
+    "created",
+    "external_ref",
+    "partner_update",
+    "callback_result",
+    "withdrawn",
+    "reopened",
 ]
 DistrictCode = Annotated[str, StringConstraints(pattern=r"^\d{6}$")]
 
