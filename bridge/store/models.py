@@ -1,0 +1,160 @@
+"""Rows that go into and come out of the store.
+
+Frozen dataclasses, no behaviour. Times are timezone-aware UTC datetimes both
+ways; fields the store fills itself (ids, ``created_at``, ``updated_at``,
+``at``) may be left ``None`` on the way in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
+
+Clock = Callable[[], datetime]
+"""Returns the current time as an aware UTC datetime; injected into the store."""
+
+DeadLetterStage = Literal["intake", "apply", "transport"]
+DeadLetterStatus = Literal["parked", "replayed", "discarded"]
+DEAD_LETTER_STAGES: Final[tuple[str, ...]] = ("intake", "apply", "transport")
+DEAD_LETTER_STATUSES: Final[tuple[str, ...]] = ("parked", "replayed", "discarded")
+
+
+def utc_now() -> datetime:
+    """The default clock: the system time in UTC."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """What a feed reader last saw of one native record.
+
+    ``content_hash`` deduplicates records that carry no version (12345 orders);
+    ``seq`` is the publishing node's per-referral sequence number, which stamps
+    the snapshot's version.
+    """
+
+    content_hash: str
+    seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReferralRow:
+    """One referral in the ledger.
+
+    ``ids`` maps system → native id (``{"12345": "BJ…", "12351": "<uuid>"}``);
+    ``state`` is the canonical lifecycle state.
+    """
+
+    referral_id: str
+    origin_system: str
+    ids: dict[str, str]
+    state: str
+    early_warning: bool = False
+    case_no: str | None = None
+    last_snapshot: dict[str, Any] | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ActionRow:
+    """One action a node performed (or decided about) on its own system.
+
+    Unique on ``(referral_id, system, key)``; ``key`` is the deterministic
+    idempotency key of the action. ``outcome`` is e.g. ``"applied"``,
+    ``"already_applied"``, ``"parked"``.
+    """
+
+    referral_id: str
+    system: str
+    key: str
+    kind: str
+    outcome: str
+    detail: dict[str, Any] = field(default_factory=dict)
+    at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxMessage:
+    """A message to publish, written in the same transaction as what caused it."""
+
+    referral_id: str
+    routing_key: str
+    body: bytes
+    headers: dict[str, Any] = field(default_factory=dict)
+    early_warning: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    """A stored outbox message; ``published_at`` is ``None`` until confirmed."""
+
+    id: int
+    referral_id: str
+    routing_key: str
+    body: bytes
+    headers: dict[str, Any]
+    early_warning: bool
+    created_at: datetime
+    published_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterIn:
+    """A record or message that can never succeed as it is, with its reason.
+
+    ``reason`` is human-readable, names the field and the case, and carries no
+    personal data. ``payload`` is what a replay needs (the native record or the
+    message). ``attempts`` is how many times it was tried before parking.
+    """
+
+    system: str
+    stage: DeadLetterStage
+    reason: str
+    payload: dict[str, Any]
+    referral_id: str | None = None
+    field: str | None = None
+    attempts: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class DeadLetterRow:
+    """A stored dead letter; ``attempts`` grows by one on each replay."""
+
+    id: int
+    referral_id: str | None
+    system: str
+    stage: str
+    reason: str
+    field: str | None
+    payload: dict[str, Any]
+    status: str
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One entry of a referral's timeline."""
+
+    id: int
+    referral_id: str
+    system: str
+    kind: str
+    detail: dict[str, Any]
+    at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ReconciliationRun:
+    """One reconciliation run; ``status`` is ``"running"`` until finished."""
+
+    id: int
+    trigger: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    counts: dict[str, Any]
