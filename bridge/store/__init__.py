@@ -1,0 +1,46 @@
+"""The durable store: ledger, feed positions, outbox, dead letters, leases, runs.
+
+SQLAlchemy Core (async) over SQLite (default, a file) or PostgreSQL, one schema,
+Alembic migrations applied at :meth:`Store.connect`. See :mod:`.store` for the
+transaction and locking contract.
+"""
+
+from .models import (
+    DEAD_LETTER_STAGES,
+    DEAD_LETTER_STATUSES,
+    ActionRow,
+    Clock,
+    DeadLetterIn,
+    DeadLetterRow,
+    DeadLetterStage,
+    DeadLetterStatus,
+    Event,
+    OutboxMessage,
+    OutboxRow,
+    ReconciliationRun,
+    ReferralRow,
+    Seen,
+    utc_now,
+)
+from .store import Store
+from .transaction import Tx
+
+__all__ = [
+    "DEAD_LETTER_STAGES",
+    "DEAD_LETTER_STATUSES",
+    "ActionRow",
+    "Clock",
+    "DeadLetterIn",
+    "DeadLetterRow",
+    "DeadLetterStage",
+    "DeadLetterStatus",
+    "Event",
+    "OutboxMessage",
+    "OutboxRow",
+    "ReconciliationRun",
+    "ReferralRow",
+    "Seen",
+    "Store",
+    "Tx",
+    "utc_now",
+]

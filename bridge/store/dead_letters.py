@@ -1,0 +1,136 @@
+"""Dead letters: what can never succeed as it is, parked with its reason.
+
+Authoritative, browsable and replayable by an admin. Lifecycle::
+
+    parked ──replay──▶ replayed      (attempts + 1; a new failure parks anew)
+       └────discard──▶ discarded
+
+Functions of an open connection; the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .events import add_event
+from .models import DEAD_LETTER_STAGES, DEAD_LETTER_STATUSES, DeadLetterIn, DeadLetterRow
+from .tables import dead_letters
+
+
+def _check(value: str | None, allowed: tuple[str, ...], what: str) -> None:
+    if value is not None and value not in allowed:
+        raise ValueError(f"unknown dead-letter {what} {value!r}; expected one of {allowed}")
+
+
+def _row(row: Row[Any]) -> DeadLetterRow:
+    return DeadLetterRow(
+        id=row.id,
+        referral_id=row.referral_id,
+        system=row.system,
+        stage=row.stage,
+        reason=row.reason,
+        field=row.field,
+        payload=row.payload,
+        status=row.status,
+        attempts=row.attempts,
+        created_at=row.created_at,
+        updated_at=row.updated_at,
+    )
+
+
+async def park(conn: AsyncConnection, letter: DeadLetterIn, now: datetime) -> int:
+    """Park a dead letter with status ``"parked"``; returns its id.
+
+    Also appends a ``"parked"`` event to the referral's timeline when the
+    letter names a referral. Raises :class:`ValueError` for an unknown stage.
+    """
+    _check(letter.stage, DEAD_LETTER_STAGES, "stage")
+    result = await conn.execute(
+        sa.insert(dead_letters).values(
+            referral_id=letter.referral_id,
+            system=letter.system,
+            stage=letter.stage,
+            reason=letter.reason,
+            field=letter.field,
+            payload=letter.payload,
+            status="parked",
+            attempts=letter.attempts,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    letter_id = int(result.inserted_primary_key[0])
+    if letter.referral_id is not None:
+        detail = {"dead_letter_id": letter_id, "stage": letter.stage, "field": letter.field}
+        await add_event(conn, letter.referral_id, letter.system, "parked", detail, now)
+    return letter_id
+
+
+async def get(conn: AsyncConnection, letter_id: int) -> DeadLetterRow | None:
+    """One dead letter, or ``None``."""
+    query = sa.select(dead_letters).where(dead_letters.c.id == letter_id)
+    row = (await conn.execute(query)).one_or_none()
+    return None if row is None else _row(row)
+
+
+async def list_(
+    conn: AsyncConnection,
+    *,
+    status: str | None = None,
+    system: str | None = None,
+    stage: str | None = None,
+    referral_id: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> list[DeadLetterRow]:
+    """Dead letters matching every given filter, oldest first.
+
+    Raises :class:`ValueError` for an unknown status or stage.
+    """
+    _check(status, DEAD_LETTER_STATUSES, "status")
+    _check(stage, DEAD_LETTER_STAGES, "stage")
+    query = sa.select(dead_letters)
+    for column, value in (
+        (dead_letters.c.status, status),
+        (dead_letters.c.system, system),
+        (dead_letters.c.stage, stage),
+        (dead_letters.c.referral_id, referral_id),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    query = query.order_by(dead_letters.c.id).limit(limit).offset(offset)
+    return [_row(row) for row in await conn.execute(query)]
+
+
+async def set_status(
+    conn: AsyncConnection, letter_id: int, status: str, now: datetime
+) -> DeadLetterRow | None:
+    """Set a dead letter's status; returns the updated row, ``None`` if not found.
+
+    Setting ``"replayed"`` counts one more attempt. Raises :class:`ValueError`
+    for an unknown status.
+    """
+    _check(status, DEAD_LETTER_STATUSES, "status")
+    values: dict[str, Any] = {"status": status, "updated_at": now}
+    if status == "replayed":
+        values["attempts"] = dead_letters.c.attempts + 1
+    result = await conn.execute(
+        sa.update(dead_letters).where(dead_letters.c.id == letter_id).values(**values)
+    )
+    if result.rowcount == 0:
+        return None
+    return await get(conn, letter_id)
+
+
+async def count_by_status(conn: AsyncConnection) -> dict[str, int]:
+    """How many dead letters are in each status; every status is present."""
+    query = sa.select(dead_letters.c.status, sa.func.count()).group_by(dead_letters.c.status)
+    counts = dict.fromkeys(DEAD_LETTER_STATUSES, 0)
+    for status, count in await conn.execute(query):
+        counts[status] = int(count)
+    return counts

@@ -1,0 +1,53 @@
+"""The timeline of each referral: intakes, actions, parkings, in order.
+
+Functions of an open connection; the caller owns the transaction. ``detail``
+carries identifiers and outcomes only, never personal data.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .models import Event
+from .tables import events
+
+
+async def add_event(
+    conn: AsyncConnection,
+    referral_id: str,
+    system: str,
+    kind: str,
+    detail: dict[str, Any],
+    now: datetime,
+) -> int:
+    """Append one event to ``referral_id``'s timeline; returns its id."""
+    result = await conn.execute(
+        sa.insert(events).values(
+            referral_id=referral_id, system=system, kind=kind, detail=detail, at=now
+        )
+    )
+    return int(result.inserted_primary_key[0])
+
+
+async def timeline(conn: AsyncConnection, referral_id: str) -> list[Event]:
+    """Every event of ``referral_id``, oldest first (ties in insertion order)."""
+    query = (
+        sa.select(events)
+        .where(events.c.referral_id == referral_id)
+        .order_by(events.c.at, events.c.id)
+    )
+    return [
+        Event(
+            id=row.id,
+            referral_id=row.referral_id,
+            system=row.system,
+            kind=row.kind,
+            detail=row.detail,
+            at=row.at,
+        )
+        for row in await conn.execute(query)
+    ]

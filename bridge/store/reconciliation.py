@@ -1,0 +1,61 @@
+"""Reconciliation runs: when each ran, why, and what it found.
+
+Functions of an open connection; the caller owns the transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from .models import ReconciliationRun
+from .tables import reconciliation_runs as runs
+
+
+def _run(row: Row[Any]) -> ReconciliationRun:
+    return ReconciliationRun(
+        id=row.id,
+        trigger=row.trigger,
+        status=row.status,
+        started_at=row.started_at,
+        finished_at=row.finished_at,
+        counts=row.counts,
+    )
+
+
+async def create(conn: AsyncConnection, trigger: str, now: datetime) -> int:
+    """Start a run with status ``"running"``; returns its id."""
+    result = await conn.execute(
+        sa.insert(runs).values(trigger=trigger, status="running", started_at=now, counts={})
+    )
+    return int(result.inserted_primary_key[0])
+
+
+async def finish(
+    conn: AsyncConnection, run_id: int, status: str, counts: dict[str, Any], now: datetime
+) -> bool:
+    """Close a run with its final status and counts; returns ``False`` if unknown."""
+    result = await conn.execute(
+        sa.update(runs)
+        .where(runs.c.id == run_id)
+        .values(status=status, counts=dict(counts), finished_at=now)
+    )
+    return result.rowcount == 1
+
+
+async def get(conn: AsyncConnection, run_id: int) -> ReconciliationRun | None:
+    """One run, or ``None``."""
+    row = (await conn.execute(sa.select(runs).where(runs.c.id == run_id))).one_or_none()
+    return None if row is None else _run(row)
+
+
+async def list_(
+    conn: AsyncConnection, *, limit: int = 20, offset: int = 0
+) -> list[ReconciliationRun]:
+    """Runs, newest first."""
+    query = sa.select(runs).order_by(runs.c.id.desc()).limit(limit).offset(offset)
+    return [_run(row) for row in await conn.execute(query)]

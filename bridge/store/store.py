@@ -1,0 +1,278 @@
+"""The store: one object that owns the engine and hands out transactions.
+
+::
+
+    store = await Store.connect("sqlite:////var/lib/hotline-bridge/bridge.db")
+    async with store.begin() as tx:      # one transaction: commit, or roll back on error
+        await tx.set_position("12345", "dispatched", "mark-42")
+        await tx.enqueue(message)
+    await store.aclose()
+
+Methods on :class:`Store` itself each run in their own short transaction.
+
+Write serialisation: on SQLite, :meth:`Store.begin` and every writing method
+hold one ``asyncio.Lock`` of this store for the whole transaction. It is not
+reentrant: calling :meth:`begin` or a writing method of the same store inside
+a ``begin()`` block raises :class:`RuntimeError` instead of deadlocking. Reading
+methods take no lock. On PostgreSQL there is no lock; transactions run
+concurrently at READ COMMITTED and :meth:`Tx.get_referral` locks its row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from datetime import datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from . import dead_letters, events, feeds, leases, ledger, outbox, reconciliation
+from .engine import BEGIN_MODE_OPTION, create_engine, current_revision, migrate
+from .models import (
+    Clock,
+    DeadLetterRow,
+    Event,
+    OutboxRow,
+    ReconciliationRun,
+    ReferralRow,
+    utc_now,
+)
+from .tables import referrals
+from .transaction import Tx
+
+
+class Store:
+    """The durable store; create it with :meth:`connect`, end it with :meth:`aclose`."""
+
+    def __init__(self, engine: AsyncEngine, *, clock: Clock = utc_now) -> None:
+        self._engine = engine
+        self._clock = clock
+        self._sqlite = engine.dialect.name == "sqlite"
+        self._write_lock = asyncio.Lock()
+        self._lock_owner: asyncio.Task[Any] | None = None
+
+    @classmethod
+    async def connect(cls, url: str, *, clock: Clock = utc_now) -> Store:
+        """Open the store at a config URL and migrate it to head.
+
+        ``clock`` returns aware UTC datetimes; it stamps every row and judges
+        lease expiry (tests pass a fake one). Raises :class:`ValueError` for
+        an unsupported URL; database errors propagate.
+        """
+        engine = create_engine(url)
+        try:
+            await migrate(engine)
+        except BaseException:
+            await engine.dispose()
+            raise
+        return cls(engine, clock=clock)
+
+    @property
+    def dialect(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self._engine.dialect.name
+
+    async def aclose(self) -> None:
+        """Close every pooled connection."""
+        await self._engine.dispose()
+
+    async def ping(self) -> None:
+        """Run ``SELECT 1``; raises if the database cannot be reached."""
+        async with self._engine.connect() as conn:
+            await conn.execute(sa.text("SELECT 1"))
+
+    async def schema_revision(self) -> str | None:
+        """The migration revision the database is at."""
+        async with self._engine.connect() as conn:
+            return await conn.run_sync(current_revision)
+
+    # transactions
+    @contextlib.asynccontextmanager
+    async def _write(self) -> AsyncIterator[AsyncConnection]:
+        if not self._sqlite:
+            async with self._engine.begin() as conn:
+                yield conn
+            return
+        task = asyncio.current_task()
+        if task is not None and task is self._lock_owner:
+            raise RuntimeError("store write transactions are not reentrant (SQLite)")
+        async with self._write_lock:
+            self._lock_owner = task
+            try:
+                async with self._engine.connect() as conn:
+                    conn = await conn.execution_options(**{BEGIN_MODE_OPTION: "IMMEDIATE"})
+                    async with conn.begin():
+                        yield conn
+            finally:
+                self._lock_owner = None
+
+    @contextlib.asynccontextmanager
+    async def _read(self) -> AsyncIterator[AsyncConnection]:
+        async with self._engine.connect() as conn, conn.begin():
+            yield conn
+
+    @contextlib.asynccontextmanager
+    async def begin(self) -> AsyncIterator[Tx]:
+        """One database transaction: commits on a clean exit, rolls back on an exception."""
+        async with self._write() as conn:
+            yield Tx(conn, self._clock)
+
+    # feeds and outbox
+    async def get_position(self, system: str, feed: str) -> str | None:
+        """The committed position of a feed, or ``None``."""
+        async with self._read() as conn:
+            return await feeds.get_position(conn, system, feed)
+
+    async def outbox_pending(self, limit: int = 100) -> list[OutboxRow]:
+        """Unpublished messages, early-warning first, then oldest first."""
+        async with self._read() as conn:
+            return await outbox.pending(conn, limit)
+
+    async def mark_published(self, ids: Sequence[int]) -> int:
+        """Mark outbox messages as published; returns how many were still pending."""
+        async with self._write() as conn:
+            return await outbox.mark_published(conn, ids, self._clock())
+
+    async def purge_published(self, older_than: datetime) -> int:
+        """Delete outbox messages published before ``older_than``; returns how many."""
+        async with self._write() as conn:
+            return await outbox.purge_published(conn, older_than)
+
+    # referrals
+    async def get_referral(self, referral_id: str) -> ReferralRow | None:
+        """One referral, or ``None``."""
+        async with self._read() as conn:
+            return await ledger.get_referral(conn, referral_id)
+
+    async def list_referrals(
+        self,
+        state: str | None = None,
+        early_warning: bool | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[ReferralRow]:
+        """Referrals matching the filters, newest first."""
+        async with self._read() as conn:
+            return await ledger.list_referrals(
+                conn, state=state, early_warning=early_warning, limit=limit, offset=offset
+            )
+
+    async def timeline(self, referral_id: str) -> list[Event]:
+        """A referral's events, oldest first."""
+        async with self._read() as conn:
+            return await events.timeline(conn, referral_id)
+
+    # dead letters
+    async def list_dead_letters(
+        self,
+        status: str | None = None,
+        system: str | None = None,
+        stage: str | None = None,
+        referral_id: str | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> list[DeadLetterRow]:
+        """Dead letters matching every given filter, oldest first."""
+        async with self._read() as conn:
+            return await dead_letters.list_(
+                conn,
+                status=status,
+                system=system,
+                stage=stage,
+                referral_id=referral_id,
+                limit=limit,
+                offset=offset,
+            )
+
+    async def get_dead_letter(self, letter_id: int) -> DeadLetterRow | None:
+        """One dead letter, or ``None``."""
+        async with self._read() as conn:
+            return await dead_letters.get(conn, letter_id)
+
+    async def set_dead_letter_status(self, letter_id: int, status: str) -> DeadLetterRow | None:
+        """Set a dead letter's status (``"replayed"`` counts an attempt).
+
+        Returns the updated row, or ``None`` if unknown; raises ``ValueError``
+        for an unknown status.
+        """
+        async with self._write() as conn:
+            return await dead_letters.set_status(conn, letter_id, status, self._clock())
+
+    async def count_dead_letters(self) -> dict[str, int]:
+        """Dead letters per status; every status is a key."""
+        async with self._read() as conn:
+            return await dead_letters.count_by_status(conn)
+
+    # leases
+    async def try_acquire_lease(self, name: str, holder: str, ttl_s: float) -> bool:
+        """Acquire or renew a lease if free, expired or already ``holder``'s."""
+        async with self._write() as conn:
+            return await leases.try_acquire(conn, name, holder, ttl_s, self._clock())
+
+    async def release_lease(self, name: str, holder: str) -> bool:
+        """Release a lease if ``holder`` holds it; returns whether it did."""
+        async with self._write() as conn:
+            return await leases.release(conn, name, holder)
+
+    async def leases_held_by(self, holder: str) -> list[str]:
+        """Names of the unexpired leases ``holder`` holds."""
+        async with self._read() as conn:
+            return await leases.held_by(conn, holder, self._clock())
+
+    # reconciliation runs
+    async def create_reconciliation(self, trigger: str) -> int:
+        """Start a reconciliation run (status ``"running"``); returns its id."""
+        async with self._write() as conn:
+            return await reconciliation.create(conn, trigger, self._clock())
+
+    async def finish_reconciliation(self, run_id: int, status: str, counts: dict[str, Any]) -> bool:
+        """Close a run; returns ``False`` if the id is unknown."""
+        async with self._write() as conn:
+            return await reconciliation.finish(conn, run_id, status, counts, self._clock())
+
+    async def get_reconciliation(self, run_id: int) -> ReconciliationRun | None:
+        """One run, or ``None``."""
+        async with self._read() as conn:
+            return await reconciliation.get(conn, run_id)
+
+    async def list_reconciliations(
+        self, limit: int = 20, offset: int = 0
+    ) -> list[ReconciliationRun]:
+        """Runs, newest first."""
+        async with self._read() as conn:
+            return await reconciliation.list_(conn, limit=limit, offset=offset)
+
+    # status
+    async def stats(self) -> dict[str, Any]:
+        """Figures for ``/status`` and metrics, read in one transaction.
+
+        Keys: ``referrals_total``, ``referrals_by_state`` (state → count),
+        ``early_warning`` (referrals flagged), ``outbox_backlog``,
+        ``outbox_oldest_pending_at`` (datetime or ``None``), ``dead_letters``
+        (status → count, every status present).
+        """
+        async with self._read() as conn:
+            by_state = {
+                state: int(count)
+                for state, count in await conn.execute(
+                    sa.select(referrals.c.state, sa.func.count()).group_by(referrals.c.state)
+                )
+            }
+            early = (
+                await conn.execute(
+                    sa.select(sa.func.count()).where(referrals.c.early_warning.is_(True))
+                )
+            ).scalar_one()
+            backlog, oldest = await outbox.backlog(conn)
+            letters = await dead_letters.count_by_status(conn)
+        return {
+            "referrals_total": sum(by_state.values()),
+            "referrals_by_state": by_state,
+            "early_warning": int(early),
+            "outbox_backlog": backlog,
+            "outbox_oldest_pending_at": oldest,
+            "dead_letters": letters,
+        }
