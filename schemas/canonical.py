@@ -128,6 +128,11 @@ class Referral(_Part):
     accepted_at: AwareDatetime | None = None
     dispatched_at: AwareDatetime | None = None
     deadline: AwareDatetime | None = None
+    updated_at: AwareDatetime | None = Field(
+        default=None,
+        description="the source record's own last change (12345 updateTime, 12351 updated_at);"
+        " event times taken from it keep retried request bodies identical",
+    )
 
     reply: Reply | None = None
     callback: Callback | None = None

@@ -1,0 +1,170 @@
+"""12351 case → canonical snapshot.
+
+Two kinds of case concern the bridge:
+
+- a case the bridge created from a 12345 order (`origin.system == "12345"`):
+  referral `12345:<origin.external_no>`, `ids/numbers["12345"]` = the order number;
+- a union case `transferred` to another hotline: referral `12351:<case_no>`; once the
+  bridge recorded the order number (`transfer.external_no`), it is `numbers["12345"]`.
+
+A 12345-origin case that an agent marks `transferred` to 12345 is a return (退单) of
+the original order: state `returned`, `return_reason` = the transfer reason (the
+transfer itself is kept in `transfer`). A `rejected` case is a return too, with
+`rejection_reason`.
+
+Parked (MappingError): `subject` missing or over 200, `description` over 8,000 code
+points (12351's own limits), a malformed `district_code` (present, not 6 digits), a
+`transferred` case whose `transfer.to` is empty or not a hotline the bridge knows.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+
+from bridge.errors import MappingError
+from bridge.mapping.tables import MappingTables
+from schemas.canonical import (
+    Callback,
+    Caller,
+    Extension,
+    Lifecycle,
+    Referral,
+    Reply,
+    Satisfaction,
+    Transfer,
+    referral_id,
+)
+from schemas.hotline12351 import DESCRIPTION_MAX, SUBJECT_MAX, Case
+
+
+def concerns_12345(case: Case) -> bool:
+    """Whether the case belongs on the bridge: created from a 12345 order, or handed to
+    another hotline (a transfer to an unknown hotline is then parked by the mapping)."""
+    return _origin_order_no(case) is not None or case.status == "transferred"
+
+
+def _origin_order_no(case: Case) -> str | None:
+    if case.origin is not None and case.origin.system == "12345":
+        return case.origin.external_no
+    return None
+
+
+def case_to_referral(case: Case, *, read_at: datetime, tables: MappingTables) -> Referral:
+    """The canonical snapshot of `case` at its own `version`.
+
+    Raises MappingError (park) for the malformed cases listed in the module docstring;
+    ValueError for a naive `read_at`.
+    """
+    if read_at.tzinfo is None:
+        raise ValueError("read_at must be timezone-aware")
+    no = case.case_no
+    _check_source_limits(case)
+    origin_no = _origin_order_no(case)
+    from_12345 = origin_no is not None
+    transfer = _transfer(case, tables)
+    ids = {"12351": case.id}
+    numbers = {"12351": no}
+    classification = {"12351": case.service_type}
+    if transfer is not None and transfer.category:
+        classification["12345"] = transfer.category
+    if origin_no is not None:
+        origin, rid = "12345", referral_id("12345", origin_no)
+        ids["12345"] = numbers["12345"] = origin_no
+    else:
+        origin, rid = "12351", referral_id("12351", no)
+        if transfer is not None and transfer.to == "12345" and transfer.external_no:
+            ids["12345"] = numbers["12345"] = transfer.external_no
+    state = tables.case_lifecycle(case.status, case.reopen_count)
+    return_reason = case.rejection_reason or None
+    if from_12345 and transfer is not None and transfer.to == "12345":
+        state = Lifecycle.RETURNED  # 退单 of the original order, not a new order
+        return_reason = transfer.reason or return_reason
+    return Referral(
+        referral_id=rid,
+        origin=origin,
+        source="12351",
+        source_version=case.version,
+        source_no=no,
+        ids=ids,
+        numbers=numbers,
+        read_at=read_at,
+        state=state,
+        native_status=case.status,
+        classification=classification,
+        priority=tables.priority_for_12351(case.priority),
+        district_code=case.district_code or None,
+        caller=Caller(
+            name=case.worker.name or None,
+            phone=case.worker.phone or None,
+            confidential=case.worker.confidential,
+        ),
+        subject=case.subject,
+        text=case.description or "",
+        location=case.location or None,
+        accepted_at=case.created_at,
+        deadline=case.origin.deadline if case.origin is not None else None,
+        updated_at=case.updated_at,
+        reply=_reply(case),
+        callback=_callback(case),
+        extension=_extension(case),
+        transfer=transfer,
+        return_reason=return_reason,
+        reopen_count=case.reopen_count,
+    )
+
+
+def _check_source_limits(case: Case) -> None:
+    no = case.case_no
+    if case.district_code and not re.fullmatch(r"\d{6}", case.district_code):
+        raise MappingError("district_code", case.district_code, no, "not a 6-digit code")
+    if not case.subject.strip():
+        raise MappingError("subject", 0, no, "missing")
+    if len(case.subject) > SUBJECT_MAX:
+        size = len(case.subject)
+        raise MappingError("subject", size, no, f"length {size} > {SUBJECT_MAX}")
+    if case.description is not None and len(case.description) > DESCRIPTION_MAX:
+        size = len(case.description)
+        raise MappingError("description", size, no, f"length {size} > {DESCRIPTION_MAX}")
+
+
+def _transfer(case: Case, tables: MappingTables) -> Transfer | None:
+    if case.status == "transferred":
+        target = case.transfer.to if case.transfer is not None else None
+        if not target:
+            raise MappingError("transfer.to", None, case.case_no, "transferred to no hotline")
+        if target not in tables.transfer_targets:
+            raise MappingError("transfer.to", target, case.case_no, f"unknown hotline {target!r}")
+    if case.transfer is None:
+        return None
+    t = case.transfer
+    return Transfer(
+        to=t.to or None,
+        reason=t.reason or None,
+        category=t.category or None,
+        requested_at=t.requested_at,
+        external_no=t.external_no or None,
+    )
+
+
+def _reply(case: Case) -> Reply | None:
+    if case.response is None:
+        return None
+    r = case.response
+    return Reply(text=r.text, handler=r.responder, at=r.responded_at, resolved=r.resolved)
+
+
+def _callback(case: Case) -> Callback | None:
+    if case.callback is None:
+        return None
+    c = case.callback
+    return Callback(satisfaction=Satisfaction(c.satisfaction), at=c.at, note=c.note)
+
+
+def _extension(case: Case) -> Extension | None:
+    if case.extension_request is None:
+        return None
+    e = case.extension_request
+    return Extension(
+        new_deadline=e.new_deadline, reason=e.reason, requested_at=e.requested_at, granted=None
+    )
