@@ -157,6 +157,22 @@ async def get_action(
     )
 
 
+async def action_keys(conn: AsyncConnection, referral_id: str, system: str) -> frozenset[str]:
+    """The keys of every action recorded for this referral on this system."""
+    query = sa.select(actions.c.key).where(
+        actions.c.referral_id == referral_id, actions.c.system == system
+    )
+    return frozenset((await conn.execute(query)).scalars())
+
+
+async def delete_action(conn: AsyncConnection, referral_id: str, system: str, key: str) -> bool:
+    """Forget a recorded action (an admin replays what was parked); True if one was."""
+    query = sa.delete(actions).where(
+        actions.c.referral_id == referral_id, actions.c.system == system, actions.c.key == key
+    )
+    return (await conn.execute(query)).rowcount > 0
+
+
 async def record_action(conn: AsyncConnection, row: ActionRow, now: datetime) -> bool:
     """Record an action once; returns ``False`` if its key was already recorded.
 

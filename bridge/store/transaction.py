@@ -80,6 +80,14 @@ class Tx:
         """The recorded action with this key, or ``None``."""
         return await ledger.get_action(self._conn, referral_id, system, key)
 
+    async def action_keys(self, referral_id: str, system: str) -> frozenset[str]:
+        """The keys of every action recorded for this referral on this system."""
+        return await ledger.action_keys(self._conn, referral_id, system)
+
+    async def delete_action(self, referral_id: str, system: str, key: str) -> bool:
+        """Forget a recorded action so that it is planned again (replay of a parked one)."""
+        return await ledger.delete_action(self._conn, referral_id, system, key)
+
     async def record_action(self, row: ActionRow) -> bool:
         """Record an action once (first record wins) and add a timeline event.
 

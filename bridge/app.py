@@ -1,0 +1,234 @@
+"""The composition root: builds a node from its settings, owns start and stop.
+
+Start order: HTTP session → store → adapters → broker (topology) → consumers (appliers)
+→ outbox relay → pollers → reconciler; torn down in reverse by one `AsyncExitStack`.
+This is the only module that names concrete adapters: a third partner hotline is a new
+`adapters/<name>/` package, a mapping module, a side module and one entry in `SIDES`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+from collections.abc import Callable, Coroutine
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+import structlog
+
+from adapters.base import Hotline
+from adapters.errors import AdapterError
+from adapters.hotline12345.client import Hotline12345
+from adapters.hotline12351.adapter import Hotline12351
+from adapters.retry import RetryPolicy
+from bridge.config import Settings
+from bridge.engine.applier import Applier, ApplyPolicy
+from bridge.engine.intake import IntakePolicy
+from bridge.engine.poller import Poller
+from bridge.engine.relay import OutboxRelay
+from bridge.engine.side12345 import Apply12345, Intake12345
+from bridge.engine.side12351 import Apply12351, Intake12351
+from bridge.mapping import MappingTables
+from bridge.store import DeadLetterIn, Store
+from bridge.transport import Delivery, Topology, Transport
+
+log = structlog.get_logger(__name__)
+
+PARTNER = {"12345": "12351", "12351": "12345"}
+"""Where a side's snapshots go: every referral crosses between these two."""
+
+
+@dataclass
+class Side:
+    """One hotline this node runs: its adapter, intake and apply policies."""
+
+    system: str
+    hotline: Hotline
+    intake: IntakePolicy
+    apply: ApplyPolicy
+
+
+def build_side(
+    system: str, settings: Settings, session: aiohttp.ClientSession, tables: MappingTables
+) -> Side:
+    """The registry of hotlines this bridge knows."""
+    handler = settings.bridge.handler_name
+    if system == "12345":
+        assert settings.hotline12345 is not None
+        hotline12345 = Hotline12345(session, settings.hotline12345)
+        return Side(
+            system,
+            hotline12345,
+            Intake12345(unit_code=settings.hotline12345.unit_code, tables=tables),
+            Apply12345(hotline=hotline12345, handler=handler, tables=tables),
+        )
+    if system == "12351":
+        assert settings.hotline12351 is not None
+        hotline12351 = Hotline12351(session, settings.hotline12351)
+        return Side(
+            system,
+            hotline12351,
+            Intake12351(tables=tables),
+            Apply12351(hotline=hotline12351, tables=tables),
+        )
+    raise ValueError(f"unknown hotline {system!r}")
+
+
+def topology_of(settings: Settings) -> Topology:
+    amqp = settings.amqp
+    return Topology(
+        namespace=amqp.namespace,
+        targets=("12345", "12351"),
+        shards=amqp.shards,
+        retry_delays_s=tuple(amqp.retry_delays_s),
+        delivery_limit=amqp.delivery_limit,
+    )
+
+
+@dataclass
+class Node:
+    """A running bridge node: the runtime state the CLI, admin API and tests look at."""
+
+    settings: Settings
+    store: Store
+    transport: Transport
+    sides: dict[str, Side]
+    appliers: dict[str, Applier]
+    pollers: list[Poller]
+    relay: OutboxRelay
+    node_id: str
+    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    paused: set[str] = field(default_factory=set)
+
+    def spawn(self, name: str, coro: Coroutine[Any, Any, Any]) -> None:
+        self.tasks.append(asyncio.create_task(_guarded(name, coro), name=name))
+
+    async def pause_target(self, system: str) -> None:
+        """A hotline is unavailable: stop consuming its queues (no attempts spent) and
+        probe it until it answers again."""
+        if system in self.paused:
+            return
+        self.paused.add(system)
+        await self.transport.pause(system)
+        log.warning("upstream.unavailable", system=system, consumers="paused")
+        self.spawn(f"probe.{system}", self._probe(system))
+
+    async def _probe(self, system: str) -> None:
+        delay = 2.0
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                await self.sides[system].hotline.ping()
+            except AdapterError:
+                delay = min(delay * 2, 30.0)
+                continue
+            self.paused.discard(system)
+            await self.transport.resume(system)
+            log.info("upstream.recovered", system=system, consumers="resumed")
+            return
+
+
+async def _guarded(name: str, coro: Coroutine[Any, Any, Any]) -> None:
+    try:
+        await coro
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("task.crashed", task=name)
+
+
+async def start_node(
+    settings: Settings, stack: AsyncExitStack, *, retry_policy: RetryPolicy | None = None
+) -> Node:
+    """Start every part of a node on `stack`; closing the stack stops it cleanly."""
+    settings.check()
+    tables = MappingTables.from_config(settings.mapping or None)
+    node_id = settings.bridge.node_id or f"{socket.gethostname()}:{os.getpid()}"
+
+    session = await stack.enter_async_context(aiohttp.ClientSession())
+    store = await Store.connect(settings.store.url)
+    stack.push_async_callback(store.aclose)
+    sides = {s: build_side(s, settings, session, tables) for s in settings.bridge.sides}
+    for side in sides.values():
+        stack.push_async_callback(side.hotline.aclose)
+
+    topology = topology_of(settings)
+    transport = await Transport.connect(
+        settings.amqp.url,
+        topology,
+        prefetch=settings.amqp.prefetch,
+        publish_timeout_s=settings.amqp.publish_timeout_s,
+        connection_name=f"hotline-bridge {node_id}",
+    )
+    stack.push_async_callback(transport.aclose)
+    await transport.declare()
+
+    relay = OutboxRelay(store=store, transport=transport)
+    node = Node(settings, store, transport, sides, {}, [], relay, node_id)
+
+    async def cancel_tasks() -> None:
+        for task in node.tasks:
+            task.cancel()
+        await asyncio.gather(*node.tasks, return_exceptions=True)
+
+    stack.push_async_callback(cancel_tasks)
+
+    policy = retry_policy or RetryPolicy(deadline_s=settings.bridge.attempt_timeout_s)
+    for system, side in sides.items():
+        applier = Applier(
+            store=store,
+            hotline=side.hotline,
+            policy=side.apply,
+            retry_policy=policy,
+            on_unavailable=node.pause_target,
+        )
+        node.appliers[system] = applier
+        await transport.consume(system, applier.handle)
+    await transport.drain_parking(_parking_to_store(store))
+
+    node.spawn("relay", relay.run())
+    for system, side in sides.items():
+        for feed in side.hotline.feeds:
+            poller = Poller(
+                store=store,
+                hotline=side.hotline,
+                feed=feed,
+                policy=side.intake,
+                topology=topology,
+                target=PARTNER[system],
+                interval_s=settings.bridge.poll_interval_s,
+                max_backoff_s=settings.bridge.poll_max_backoff_s,
+                on_recorded=relay.kick,
+            )
+            node.pollers.append(poller)
+            node.spawn(poller.name, poller.run())
+    log.info("node.started", node_id=node_id, sides=list(sides))
+    return node
+
+
+def _parking_to_store(store: Store) -> Callable[[Delivery], Coroutine[Any, Any, None]]:
+    """Messages the broker parked (over the delivery limit, ladder exhausted) become
+    dead letters in the store, where an admin sees and replays them."""
+
+    async def park(delivery: Delivery) -> None:
+        async with store.begin() as tx:
+            await tx.park(
+                DeadLetterIn(
+                    system=delivery.target or "unknown",
+                    stage="transport",
+                    reason=delivery.park_reason or "parked by the transport",
+                    payload={
+                        "message_id": delivery.message_id,
+                        "routing_key": delivery.routing_key,
+                        "body": delivery.body.decode("utf-8", "replace"),
+                    },
+                    referral_id=delivery.referral_id,
+                    attempts=delivery.attempt + 1,
+                )
+            )
+        log.warning("message.parked", message_id=delivery.message_id)
+
+    return park

@@ -1,0 +1,169 @@
+"""`hotline-bridge`: run the daemon, check a config, start the simulators, run the demo."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sys
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import click
+
+from bridge.config import load_settings
+from bridge.errors import ConfigError
+from bridge.logging import configure_logging
+
+
+@click.group()
+@click.option("--log-level", default="info", show_default=True)
+@click.pass_context
+def main(ctx: click.Context, log_level: str) -> None:
+    """Bridge referrals between the 12345 and 12351 hotlines over RabbitMQ."""
+    ctx.obj = {"log_level": log_level}
+
+
+@main.command()
+@click.option(
+    "--config",
+    "config_path",
+    default="bridge.toml",
+    show_default=True,
+    type=click.Path(dir_okay=False),
+)
+@click.pass_context
+def run(ctx: click.Context, config_path: str) -> None:
+    """Run the daemon in the foreground until SIGTERM or SIGINT."""
+    configure_logging(ctx.obj["log_level"])
+    settings = _settings_or_exit(config_path)
+    asyncio.run(_run(settings))
+
+
+async def _run(settings) -> None:  # type: ignore[no-untyped-def]
+    from bridge.app import start_node
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with AsyncExitStack() as stack:
+        await start_node(settings, stack)
+        await stop.wait()
+        import structlog
+
+        structlog.get_logger("bridge").info("node.stopping")
+
+
+@main.command("check-config")
+@click.option("--config", "config_path", default="bridge.toml", show_default=True)
+def check_config(config_path: str) -> None:
+    """Validate a configuration file (with env overrides) and print it, secrets hidden."""
+    settings = _settings_or_exit(config_path)
+    dumped = settings.model_dump(mode="json")
+    for section in ("hotline12345", "hotline12351"):
+        for secret in ("client_secret", "api_key"):
+            if dumped.get(section) and secret in dumped[section]:
+                dumped[section][secret] = "***"
+    dumped["admin"]["tokens"] = sorted(set(dumped["admin"]["tokens"].values()))
+    click.echo(json.dumps(dumped, ensure_ascii=False, indent=2))
+
+
+def _settings_or_exit(path: str):  # type: ignore[no-untyped-def]
+    try:
+        return load_settings(path if Path(path).exists() or path != "bridge.toml" else None)
+    except ConfigError as exc:
+        click.echo(f"configuration error: {exc}", err=True)
+        sys.exit(2)
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port-12345", default=8345, show_default=True)
+@click.option("--port-12351", default=8351, show_default=True)
+@click.option("--client-id", default="demo-client", show_default=True)
+@click.option("--client-secret", default="demo-secret", show_default=True)
+@click.option("--api-key", default="demo-key", show_default=True)
+@click.option("--unit-code", default="BJZGH", show_default=True)
+@click.option(
+    "--rate-limits/--no-rate-limits",
+    default=True,
+    show_default=True,
+    help="12345's 20 requests/s per client",
+)
+@click.option(
+    "--drive",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="new cases per second on each side (0: none; the control API can start it)",
+)
+@click.pass_context
+def simulate(
+    ctx: click.Context,
+    host: str,
+    port_12345: int,
+    port_12351: int,
+    client_id: str,
+    client_secret: str,
+    api_key: str,
+    unit_code: str,
+    rate_limits: bool,
+    drive: float,
+) -> None:
+    """Serve both hotline simulators until interrupted."""
+    from bridge.demo import Simulators
+
+    configure_logging(ctx.obj["log_level"])
+
+    async def serve() -> None:
+        async with Simulators(
+            host=host,
+            port_12345=port_12345,
+            port_12351=port_12351,
+            client_id=client_id,
+            client_secret=client_secret,
+            api_key=api_key,
+            unit_code=unit_code,
+            rate_limits=rate_limits,
+        ) as sims:
+            if drive:
+                await sims.drive(drive)
+            click.echo(f"12345 simulator: {sims.url_12345}\n12351 simulator: {sims.url_12351}")
+            await _wait_for_signal()
+
+    asyncio.run(serve())
+
+
+@main.command()
+@click.option(
+    "--config",
+    "config_path",
+    default=None,
+    help="bridge config (default: the example config with a local SQLite file)",
+)
+@click.option("--rate", default=0.5, show_default=True, help="new cases per second per side")
+@click.option("--seconds", default=0.0, help="stop after this long (0: until Ctrl-C)")
+@click.pass_context
+def demo(ctx: click.Context, config_path: str | None, rate: float, seconds: float) -> None:
+    """Both simulators with a steady flow of cases, the bridge on SQLite and the local
+    RabbitMQ, and a live summary until stopped."""
+    from bridge.demo import run_demo
+
+    log_file = Path("var/demo.log")
+    log_file.parent.mkdir(parents=True, exist_ok=True)
+    with log_file.open("a", encoding="utf-8") as stream:
+        configure_logging(ctx.obj["log_level"], stream=stream)
+        asyncio.run(run_demo(config_path, rate=rate, seconds=seconds, log_file=log_file))
+
+
+async def _wait_for_signal() -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+
+
+if __name__ == "__main__":
+    main()

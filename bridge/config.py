@@ -1,0 +1,119 @@
+"""The configuration contract (ARCHITECTURE.md): a TOML file with every key overridable
+by an environment variable `BRIDGE_<SECTION>__<KEY>` (pydantic-settings).
+
+Precedence: explicit arguments > environment > TOML file > defaults. A node needs the
+section of a hotline only if it runs that side (`[bridge] sides`); `check()` says so.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from adapters.hotline12345.config import Hotline12345Config
+from adapters.hotline12351.config import Hotline12351Config
+from bridge.errors import ConfigError
+
+
+class AmqpConfig(BaseModel):
+    url: str = "amqp://guest:guest@127.0.0.1:5672/"
+    namespace: str = Field(default="hotline-bridge", description="prefix of every name")
+    shards: int = Field(default=4, ge=1, le=64)
+    prefetch: int = Field(default=32, ge=1)
+    publish_timeout_s: float = Field(default=10.0, gt=0)
+    retry_delays_s: tuple[int, ...] = (10, 60, 600, 1800)
+    delivery_limit: int = Field(default=20, ge=1)
+
+
+class StoreConfig(BaseModel):
+    url: str = "sqlite:////var/lib/hotline-bridge/bridge.db"
+
+
+class AdminConfig(BaseModel):
+    listen: str = "127.0.0.1:8080"
+    tokens: dict[str, Literal["read", "operate"]] = Field(default_factory=dict)
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host or "127.0.0.1", int(port)
+
+
+class BridgeSection(BaseModel):
+    sides: list[Literal["12345", "12351"]] = ["12345", "12351"]
+    poll_interval_s: float = Field(default=2.0, gt=0)
+    poll_max_backoff_s: float = Field(default=60.0, gt=0)
+    reconcile_interval_s: float = Field(default=600, gt=0)
+    node_id: str | None = Field(default=None, description="defaults to host:pid")
+    handler_name: str = "12351职工服务热线"
+    attempt_timeout_s: float = Field(default=30.0, gt=0)
+
+    @field_validator("sides")
+    @classmethod
+    def _sides(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one side")
+        return list(dict.fromkeys(value))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="BRIDGE_", env_nested_delimiter="__", extra="forbid"
+    )
+
+    amqp: AmqpConfig = AmqpConfig()
+    store: StoreConfig = StoreConfig()
+    hotline12345: Hotline12345Config | None = None
+    hotline12351: Hotline12351Config | None = None
+    admin: AdminConfig = AdminConfig()
+    bridge: BridgeSection = BridgeSection()
+    mapping: dict[str, Any] = Field(default_factory=dict, description="table overrides")
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = settings_cls.model_config.get("toml_file")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+    def check(self) -> None:
+        """Raise `ConfigError` if a configured side lacks its hotline section."""
+        for side in self.bridge.sides:
+            if getattr(self, f"hotline{side}") is None:
+                raise ConfigError(
+                    f"[bridge] sides includes {side!r} but the [hotline{side}] section is missing"
+                )
+
+
+def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
+    """Read `path` (TOML; missing file = defaults only) with env overrides on top."""
+    toml_file = Path(path) if path else None
+    if toml_file is not None and not toml_file.exists():
+        raise ConfigError(f"config file {toml_file} does not exist")
+
+    class _FileSettings(Settings):
+        model_config = SettingsConfigDict(toml_file=toml_file)
+
+    try:
+        settings = _FileSettings(**overrides)
+    except ValueError as exc:
+        raise ConfigError(f"invalid configuration in {toml_file or 'environment'}: {exc}") from exc
+    result = Settings.model_construct(**{k: getattr(settings, k) for k in Settings.model_fields})
+    result.check()
+    return result

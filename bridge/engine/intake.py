@@ -1,0 +1,114 @@
+"""Intake: native records read from a feed → ledger + outbox, in ONE transaction with
+the feed position (a position never advances past what was not recorded).
+
+A side's `IntakePolicy` decides per record: ignore it, park it (it does not map), record
+it without forwarding, or publish its snapshot to the other side.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from bridge.errors import MappingError
+from bridge.store import DeadLetterIn, OutboxMessage, ReferralRow, Tx
+from bridge.transport import Topology
+from schemas.canonical import Referral
+
+
+@dataclass(frozen=True)
+class Intake:
+    """What a policy made of one record: a snapshot to publish (or just to record)."""
+
+    referral: Referral
+    forward: bool = True
+
+
+class IntakePolicy(Protocol):
+    system: str
+
+    async def take(
+        self, feed: str, record: Any, tx: Tx, read_at: datetime, *, force: bool = False
+    ) -> Intake | None:
+        """The snapshot of `record`, or None when it is not the bridge's business or is a
+        repeat; raises MappingError for a record that does not map. `force` re-reads a
+        record even if it was seen (an admin replaying a parked record)."""
+        ...
+
+    def native_key(self, record: Any) -> str:
+        """The record's native id, for dead letters."""
+        ...
+
+    def dump(self, record: Any) -> dict[str, Any]:
+        """The record as JSON, for dead letters (replayable)."""
+        ...
+
+
+def content_hash(payload: bytes) -> str:
+    return hashlib.sha256(payload).hexdigest()
+
+
+def snapshot_headers(ref: Referral) -> dict[str, Any]:
+    return {
+        "message_id": ref.message_id,
+        "x-bridge-source": ref.source,
+        "x-bridge-version": ref.source_version,
+        "x-bridge-referral-id": ref.referral_id,
+    }
+
+
+async def record_intake(tx: Tx, topology: Topology, target: str, intake: Intake) -> bool:
+    """Upsert the referral and, when forwarded, enqueue its snapshot for `target`."""
+    ref = intake.referral
+    await tx.upsert_referral(
+        ReferralRow(
+            referral_id=ref.referral_id,
+            origin_system=ref.origin,
+            ids=dict(ref.ids),
+            state=ref.state.value,
+            early_warning=ref.early_warning,
+            case_no=ref.numbers.get("12351"),
+            last_snapshot=ref.model_dump(mode="json"),
+        )
+    )
+    if not intake.forward:
+        await tx.add_event(
+            ref.referral_id,
+            ref.source,
+            "not_forwarded",
+            {"version": ref.source_version, "status": ref.native_status},
+        )
+        return False
+    await tx.enqueue(
+        OutboxMessage(
+            referral_id=ref.referral_id,
+            routing_key=topology.routing_key(target, ref.referral_id, ref.early_warning),
+            body=ref.model_dump_json().encode(),
+            headers=snapshot_headers(ref),
+            early_warning=ref.early_warning,
+        )
+    )
+    await tx.add_event(
+        ref.referral_id,
+        ref.source,
+        "snapshot.read",
+        {"version": ref.source_version, "status": ref.native_status},
+    )
+    return True
+
+
+async def park_record(
+    tx: Tx, policy: IntakePolicy, feed: str, record: Any, error: MappingError
+) -> None:
+    await tx.park(
+        DeadLetterIn(
+            system=policy.system,
+            stage="intake",
+            reason=str(error),
+            payload={"feed": feed, "record": policy.dump(record)},
+            referral_id=None,
+            field=error.field,
+        )
+    )

@@ -1,0 +1,119 @@
+"""A feed poller: reads one feed of one hotline and records what it read (intake) in the
+same transaction as the new position. Backs off on failure; never skips."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+import structlog
+
+from adapters.base import Hotline
+from adapters.errors import AdapterError, Unavailable
+from bridge.engine.intake import IntakePolicy, park_record, record_intake
+from bridge.errors import MappingError
+from bridge.store import Store
+from bridge.transport import Topology
+
+log = structlog.get_logger(__name__)
+
+
+class Poller:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        hotline: Hotline,
+        feed: str,
+        policy: IntakePolicy,
+        topology: Topology,
+        target: str,
+        interval_s: float,
+        max_backoff_s: float = 60.0,
+        on_recorded: Callable[[], None] = lambda: None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.store = store
+        self.hotline = hotline
+        self.feed = feed
+        self.policy = policy
+        self.topology = topology
+        self.target = target
+        self.interval_s = interval_s
+        self.max_backoff_s = max_backoff_s
+        self.on_recorded = on_recorded
+        self.clock = clock
+        self.failing = False
+        self.last_success: datetime | None = None
+
+    @property
+    def name(self) -> str:
+        return f"poller.{self.hotline.system}.{self.feed}"
+
+    async def poll_once(self) -> tuple[int, bool]:
+        """Read one page and record it; returns (records forwarded, more to read)."""
+        position = await self.store.get_position(self.hotline.system, self.feed)
+        page = await self.hotline.read_feed(self.feed, position)
+        read_at = self.clock()
+        forwarded = 0
+        async with self.store.begin() as tx:
+            for record in page.records:
+                try:
+                    intake = await self.policy.take(self.feed, record, tx, read_at)
+                except MappingError as exc:
+                    await park_record(tx, self.policy, self.feed, record, exc)
+                    log.warning(
+                        "record.parked",
+                        system=self.hotline.system,
+                        native_id=self.policy.native_key(record),
+                        field=exc.field,
+                    )
+                    continue
+                if intake is not None and await record_intake(
+                    tx, self.topology, self.target, intake
+                ):
+                    forwarded += 1
+            await tx.set_position(self.hotline.system, self.feed, page.position)
+        if forwarded:
+            self.on_recorded()
+            log.info(
+                "feed.read",
+                system=self.hotline.system,
+                feed=self.feed,
+                records=len(page.records),
+                forwarded=forwarded,
+            )
+        return forwarded, page.more
+
+    async def run(self) -> None:
+        """Poll until cancelled; back off exponentially while the hotline fails."""
+        delay = self.interval_s
+        while True:
+            try:
+                _, more = await self.poll_once()
+            except AdapterError as exc:
+                if not self.failing:
+                    log.warning(
+                        "upstream.unavailable",
+                        system=self.hotline.system,
+                        feed=self.feed,
+                        error=type(exc).__name__,
+                        maintenance=isinstance(exc, Unavailable),
+                    )
+                self.failing = True
+                delay = min(max(delay * 2, self.interval_s), self.max_backoff_s)
+                await asyncio.sleep(getattr(exc, "retry_after", None) or delay)
+                continue
+            except Exception:
+                log.exception("poller.failed", system=self.hotline.system, feed=self.feed)
+                delay = min(max(delay * 2, self.interval_s), self.max_backoff_s)
+                await asyncio.sleep(delay)
+                continue
+            if self.failing:
+                log.info("upstream.recovered", system=self.hotline.system, feed=self.feed)
+                self.failing = False
+            self.last_success = self.clock()
+            delay = self.interval_s
+            if not more:
+                await asyncio.sleep(self.interval_s)

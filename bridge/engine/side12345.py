@@ -1,0 +1,114 @@
+"""The 12345 side of a node: what its feeds mean (intake) and how snapshots from the
+other side become 12345 calls (apply policy). Writes only to 12345."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Final
+
+from adapters.base import Hotline
+from adapters.errors import AdapterError
+from bridge.engine.intake import Intake, content_hash
+from bridge.engine.planner import Plan, Step, plan_12345
+from bridge.mapping import MappingTables, order_to_referral
+from bridge.store import ActionRow, Tx
+from schemas.canonical import Referral
+from schemas.hotline12345 import Order
+
+SYSTEM: Final = "12345"
+ANSWERED: Final = frozenset({"30", "40", "50", "60", "70"})
+NOT_FORWARDED: Final = "not_forwarded"
+
+
+class Intake12345:
+    """Orders dispatched to the union's unit (12345-origin referrals) and orders created
+    from 12351 cases (12351-origin referrals)."""
+
+    system = SYSTEM
+
+    def __init__(self, *, unit_code: str, tables: MappingTables) -> None:
+        self.unit_code = unit_code
+        self.tables = tables
+
+    def native_key(self, record: Order) -> str:
+        return record.orderNo
+
+    def dump(self, record: Order) -> dict[str, Any]:
+        return record.model_dump(mode="json")
+
+    async def take(
+        self, feed: str, record: Order, tx: Tx, read_at: datetime, *, force: bool = False
+    ) -> Intake | None:
+        # A 12345 order has no version: dedup on content, stamp our own sequence number.
+        digest = content_hash(record.model_dump_json().encode())
+        seen = await tx.get_seen(SYSTEM, record.orderNo)
+        if seen is not None and seen.content_hash == digest and not force:
+            return None
+        seq = seen.seq + 1 if seen is not None else 1
+        await tx.put_seen(SYSTEM, record.orderNo, digest, seq)
+        ref = order_to_referral(
+            record, version=seq, read_at=read_at, unit_code=self.unit_code, tables=self.tables
+        )
+        if record.sourceSystem == "12351" and record.sourceNo:
+            await tx.put_created(SYSTEM, record.sourceNo, record.orderNo)
+        if feed == "dispatched":
+            # Orders first seen already answered were handled outside the bridge.
+            if seen is None and record.orderStatus in ANSWERED:
+                await tx.record_action(
+                    ActionRow(
+                        ref.referral_id,
+                        SYSTEM,
+                        NOT_FORWARDED,
+                        NOT_FORWARDED,
+                        "recorded",
+                        {"first_seen_status": record.orderStatus},
+                    )
+                )
+                return Intake(ref, forward=False)
+            if await tx.get_action(ref.referral_id, SYSTEM, NOT_FORWARDED) is not None:
+                return Intake(ref, forward=False)
+        return Intake(ref)
+
+
+class Apply12345:
+    """Snapshots of 12351 cases → sign / reply / return / extension / create order."""
+
+    system = SYSTEM
+
+    def __init__(self, *, hotline: Hotline, handler: str, tables: MappingTables) -> None:
+        self.hotline = hotline
+        self.handler = handler
+        self.tables = tables
+
+    async def plan(self, ref: Referral, done: frozenset[str], tx: Tx) -> Plan:
+        if ref.origin == SYSTEM:
+            order_no = ref.referral_id.split(":", 1)[1]
+        else:
+            order_no = await tx.lookup_created(SYSTEM, ref.source_no)
+        return plan_12345(ref, done, order_no=order_no, handler=self.handler, tables=self.tables)
+
+    async def took_effect(self, step: Step, target: str, error: AdapterError) -> bool:
+        """Read the order: is the effect of `step` already there? (12345 refuses a
+        repeated action with 40002, and a lost response leaves us not knowing.)"""
+        order: Order = await self.hotline.fetch(target)
+        if step.kind == "sign":
+            return order.orderStatus != "10"
+        if step.kind == "return":
+            return order.orderStatus == "60"
+        if step.kind == "extension":
+            return order.orderStatus == "25" or (
+                order.deadline is not None
+                and order.deadline == getattr(step.body, "newDeadline", None)
+            )
+        if step.kind == "reply":
+            round_ = int(step.key.split(":", 1)[1])
+            if order.reopenCount > round_:
+                return True
+            return order.reopenCount == round_ and order.reply is not None
+        return False
+
+    async def resolve_conflict(self, step: Step, ref: Referral, tx: Tx) -> str | None:
+        return await tx.lookup_created(SYSTEM, ref.source_no)
+
+    async def after_create(self, ref: Referral, native_id: str, tx: Tx) -> None:
+        await tx.put_created(SYSTEM, ref.source_no, native_id)
