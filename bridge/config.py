@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,7 +23,11 @@ from adapters.hotline12351.config import Hotline12351Config
 from bridge.errors import ConfigError
 
 
-class AmqpConfig(BaseModel):
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")  # a misspelt key is an error, not a default
+
+
+class AmqpConfig(_Section):
     url: str = "amqp://guest:guest@127.0.0.1:5672/"
     namespace: str = Field(default="hotline-bridge", description="prefix of every name")
     shards: int = Field(default=4, ge=1, le=64)
@@ -33,11 +37,11 @@ class AmqpConfig(BaseModel):
     delivery_limit: int = Field(default=20, ge=1)
 
 
-class StoreConfig(BaseModel):
+class StoreConfig(_Section):
     url: str = "sqlite:////var/lib/hotline-bridge/bridge.db"
 
 
-class AdminConfig(BaseModel):
+class AdminConfig(_Section):
     listen: str = "127.0.0.1:8080"
     tokens: dict[str, Literal["read", "operate"]] = Field(default_factory=dict)
 
@@ -47,7 +51,7 @@ class AdminConfig(BaseModel):
         return host or "127.0.0.1", int(port)
 
 
-class BridgeSection(BaseModel):
+class BridgeSection(_Section):
     sides: list[Literal["12345", "12351"]] = ["12345", "12351"]
     poll_interval_s: float = Field(default=2.0, gt=0)
     poll_max_backoff_s: float = Field(default=60.0, gt=0)

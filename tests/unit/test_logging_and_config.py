@@ -1,0 +1,67 @@
+"""Personal data never reaches a log line; the config contract loads TOML + env."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+import pytest
+import structlog
+
+from bridge.config import load_settings
+from bridge.errors import ConfigError
+from bridge.logging import configure_logging, mask_personal_data
+
+
+def test_personal_fields_and_stray_values_are_masked() -> None:
+    stream = io.StringIO()
+    configure_logging("info", stream=stream)
+    log = structlog.get_logger("t")
+    log.info(
+        "order.signed",
+        referral_id="12345:BJ12345-20261129-004211",
+        callerPhone="13812345678",
+        detail="caller 王某某 at +86 138 1234 5678 or 010-62345678",
+        worker={"name": "王某", "phone": "138-1234-5678"},
+    )
+    line = json.loads(stream.getvalue().strip())
+    text = stream.getvalue()
+    assert line["referral_id"] == "12345:BJ12345-20261129-004211"  # identifiers survive
+    for secret in ("13812345678", "王某某", "1234 5678", "62345678", "138-1234-5678"):
+        assert secret not in text
+    assert line["callerPhone"] == "***"
+
+
+def test_mask_processor_is_pure_on_identifiers() -> None:
+    event = {"event": "x", "case_no": "12351-2026-0001234", "version": 7}
+    assert mask_personal_data(None, "info", dict(event)) == event
+
+
+def test_config_toml_with_env_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "bridge.toml"
+    path.write_text(
+        Path("bridge.example.toml").read_text(encoding="utf-8"), encoding="utf-8"
+    )
+    monkeypatch.setenv("BRIDGE_AMQP__URL", "amqp://u:p@broker:5672/")
+    monkeypatch.setenv("BRIDGE_BRIDGE__POLL_INTERVAL_S", "0.5")
+    settings = load_settings(path)
+    assert settings.amqp.url == "amqp://u:p@broker:5672/"
+    assert settings.bridge.poll_interval_s == 0.5
+    assert settings.hotline12345 is not None and settings.hotline12345.unit_code == "BJZGH"
+    assert settings.admin.tokens["read-token"] == "read"
+
+
+def test_a_side_without_its_section_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bridge.toml"
+    path.write_text('[bridge]\nsides = ["12351"]\n', encoding="utf-8")
+    with pytest.raises(ConfigError, match="hotline12351"):
+        load_settings(path)
+
+
+def test_unknown_key_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "bridge.toml"
+    text = Path("bridge.example.toml").read_text(encoding="utf-8")
+    path.write_text(text.replace("poll_interval_s", "poll_intervall_s"), encoding="utf-8")
+    with pytest.raises(ConfigError, match="poll_intervall_s"):
+        load_settings(path)
