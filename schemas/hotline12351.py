@@ -16,6 +16,13 @@ SUBJECT_MAX: Final = 200
 DESCRIPTION_MAX: Final = 8000
 PARTNER_TEXT_MAX: Final = 2000
 IDEMPOTENCY_KEY_MAX: Final = 255
+PAGE_LIMIT_MAX: Final = 500
+
+# The 16 GB/T 2260 codes of Beijing's districts, shared with 12345; any other code is refused.
+DISTRICT_CODES: Final[frozenset[str]] = frozenset(
+    "110101 110102 110105 110106 110107 110108 110109 110111 "
+    "110112 110113 110114 110115 110116 110117 110118 110119".split()
+)
 
 ServiceType = Literal[
     "union_membership",

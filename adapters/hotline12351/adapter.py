@@ -1,0 +1,115 @@
+"""`Hotline12351`: the 12351 case system behind the engine's `adapters.base.Hotline` seam."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+import aiohttp
+from pydantic import BaseModel
+
+from adapters.base import Action, ActionResult, FeedPage
+from adapters.errors import Rejected, StaleVersion
+from adapters.hotline12351.client import SYSTEM, Client12351
+from adapters.hotline12351.config import Hotline12351Config
+from adapters.hotline12351.feed import CasesFeedReader
+from schemas.hotline12351 import EVENT_BODIES, Case, CreateCaseRequest, EventRequest
+
+EVENT_KINDS: Final = tuple(EVENT_BODIES)
+ACTION_KINDS: Final = ("create_case", *EVENT_KINDS)
+
+
+class Hotline12351:
+    """The 12351 hotline as the engine sees it: one feed (`cases`), cases, events.
+
+    Takes an injected `aiohttp.ClientSession`; `aclose()` leaves it open (its owner
+    closes it).
+    """
+
+    system: str = SYSTEM
+    feeds: tuple[str, ...] = ("cases",)
+
+    def __init__(self, session: aiohttp.ClientSession, config: Hotline12351Config) -> None:
+        self.client = Client12351(session, config)
+        self._reader = CasesFeedReader(self.client, config.page_limit)
+
+    async def read_feed(self, feed: str, position: str | None) -> FeedPage[Case]:
+        """The next changes of `cases` after `position`; see `adapters.hotline12351.feed`."""
+        if feed != "cases":
+            raise ValueError(f"12351 has no feed {feed!r}")
+        return await self._reader.read(position)
+
+    async def fetch(self, native_id: str) -> Case:
+        case, _ = await self.client.get_case(native_id)
+        return case
+
+    async def perform(self, action: Action) -> ActionResult:
+        """`create_case` (body `CreateCaseRequest`) or one of the event kinds (body the
+        event's body model, or an `EventRequest` of that type; `target` the case id).
+        `action.key` is sent as `Idempotency-Key`. A request the adapter cannot send is
+        `Rejected` (parked), as 12351 would refuse it."""
+        body = action.body
+        if action.kind == "create_case":
+            if not isinstance(body, CreateCaseRequest):
+                raise Rejected(SYSTEM, f"create_case needs a CreateCaseRequest, got {_name(body)}")
+            case, replayed = await self.client.create_case(body, action.key)
+            return ActionResult(case.id, replayed, case)
+        if action.kind not in EVENT_KINDS:
+            raise Rejected(SYSTEM, f"unknown action kind {action.kind!r}")
+        if not action.target:
+            raise Rejected(SYSTEM, f"{action.kind} needs the target case id")
+        if isinstance(body, EventRequest):
+            if body.type != action.kind:
+                raise Rejected(SYSTEM, f"{action.kind} action carries a {body.type} event")
+            body = _event_body(body)
+        if not isinstance(body, EVENT_BODIES[action.kind]):
+            raise Rejected(SYSTEM, f"{action.kind} cannot take a {_name(body)} body")
+        case, replayed = await self.client.post_event(action.target, action.kind, body, action.key)
+        return ActionResult(case.id, replayed, case)
+
+    async def update_with_retry_on_412(
+        self,
+        case_id: str,
+        decide: Callable[[Case], EventRequest | None],
+        idempotency_key: str,
+        *,
+        attempts: int = 3,
+    ) -> ActionResult | None:
+        """Read the case, let `decide` choose an event from it (None: nothing to do) and
+        send it with `If-Match` on the version read; on 412 read again and decide again,
+        at most `attempts` times, then raise `StaleVersion`.
+
+        12351 stores no response for a 412, so the same key serves every attempt and a
+        retry after success replays the original answer.
+        """
+        for _ in range(attempts):
+            case, version = await self.client.get_case(case_id)
+            event = decide(case)
+            if event is None:
+                return None
+            try:
+                updated, replayed = await self.client.post_event(
+                    case_id, event.type, _event_body(event), idempotency_key, if_match=version
+                )
+            except StaleVersion:
+                continue
+            return ActionResult(updated.id, replayed, updated)
+        raise StaleVersion(SYSTEM, f"case {case_id} kept changing over {attempts} attempts")
+
+    async def ping(self) -> None:
+        """One cheap authenticated call (a lookup by an impossible case number)."""
+        await self.client.find_by_case_no("ping")
+
+    async def aclose(self) -> None:
+        """Nothing to release: the session belongs to the caller."""
+
+
+def _event_body(event: EventRequest) -> BaseModel:
+    try:
+        return EVENT_BODIES[event.type].model_validate(event.body)
+    except ValueError as exc:
+        raise Rejected(SYSTEM, f"invalid {event.type} body: {exc}") from exc
+
+
+def _name(value: object) -> str:
+    return value.__class__.__name__
