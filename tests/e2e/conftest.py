@@ -1,0 +1,17 @@
+"""Fixtures of the end-to-end tests (real RabbitMQ, simulators over HTTP)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+
+from bridge.demo import Simulators
+from harness import require_broker
+
+
+@pytest.fixture
+async def sims() -> AsyncIterator[Simulators]:
+    await require_broker()
+    async with Simulators(port_12345=0, port_12351=0, rate_limits=False) as running:
+        yield running
