@@ -45,7 +45,7 @@ def _is_retriable(exc: BaseException) -> bool:
 def retrying(policy: RetryPolicy) -> AsyncRetrying:
     """An `AsyncRetrying` for one adapter call; re-raises the last error when it gives up."""
     backoff = wait_exponential_jitter(
-        initial=policy.initial_s, max=policy.max_wait_s, jitter=policy.jitter_s
+        multiplier=policy.initial_s, max=policy.max_wait_s, jitter=policy.jitter_s
     )
 
     def wait(state: RetryCallState) -> float:
