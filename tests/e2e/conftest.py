@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
+from harness import require_broker
 
 from bridge.demo import Simulators
-from harness import require_broker
 
 
 @pytest.fixture

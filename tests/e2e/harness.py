@@ -34,7 +34,7 @@ async def require_broker() -> None:
     """Fail (never skip) with what to do when RabbitMQ does not answer."""
     try:
         connection = await aio_pika.connect(AMQP_URL, timeout=5)
-    except Exception as exc:  # noqa: BLE001 - any failure means the same to the reader
+    except Exception as exc:
         raise AssertionError(
             f"RabbitMQ does not answer at {AMQP_URL} ({type(exc).__name__}). Start it "
             "(`rabbitmq-server -detached`, or scripts/services.sh ensure) and run again."
@@ -43,17 +43,32 @@ async def require_broker() -> None:
 
 
 def settings_for(
-    sims: Simulators, tmp_path: Path, namespace: str, *, sides: list[str] | None = None,
-    store_name: str = "bridge.db", **bridge: Any,
+    sims: Simulators,
+    tmp_path: Path,
+    namespace: str,
+    *,
+    sides: list[str] | None = None,
+    store_name: str = "bridge.db",
+    **bridge: Any,
 ) -> Settings:
     sections = sims.config_sections()
     sides = sides or ["12345", "12351"]
     overrides: dict[str, Any] = {
-        "amqp": {"url": AMQP_URL, "namespace": namespace, "shards": 2,
-                 "retry_delays_s": (1, 2, 4), "publish_timeout_s": 5},
+        "amqp": {
+            "url": AMQP_URL,
+            "namespace": namespace,
+            "shards": 2,
+            "retry_delays_s": (1, 2, 4),
+            "publish_timeout_s": 5,
+        },
         "store": {"url": f"sqlite:///{tmp_path / store_name}"},
-        "bridge": {"sides": sides, "poll_interval_s": 0.2, "poll_max_backoff_s": 2.0,
-                   "attempt_timeout_s": 5, **bridge},
+        "bridge": {
+            "sides": sides,
+            "poll_interval_s": 0.2,
+            "poll_max_backoff_s": 2.0,
+            "attempt_timeout_s": 5,
+            **bridge,
+        },
     }
     for side in sides:
         overrides[f"hotline{side}"] = sections[f"hotline{side}"]
@@ -61,8 +76,14 @@ def settings_for(
 
 
 def fast_policy() -> RetryPolicy:
-    return RetryPolicy(max_attempts=3, deadline_s=5, initial_s=0.05, max_wait_s=0.2,
-                       jitter_s=0.05, max_retry_after_s=2)
+    return RetryPolicy(
+        max_attempts=3,
+        deadline_s=5,
+        initial_s=0.05,
+        max_wait_s=0.2,
+        jitter_s=0.05,
+        max_retry_after_s=2,
+    )
 
 
 async def start(settings: Settings, stack: AsyncExitStack) -> Node:
@@ -109,8 +130,11 @@ def order(sims: Simulators, order_no: str) -> dict[str, Any]:
 
 
 def cases_from(sims: Simulators, order_no: str) -> list[dict[str, Any]]:
-    return [c for c in sims.sim12351.cases.values()
-            if (c.get("origin") or {}).get("external_no") == order_no]
+    return [
+        c
+        for c in sims.sim12351.cases.values()
+        if (c.get("origin") or {}).get("external_no") == order_no
+    ]
 
 
 def orders_from(sims: Simulators, case_no: str) -> list[dict[str, Any]]:
@@ -123,9 +147,12 @@ def orders_from(sims: Simulators, case_no: str) -> list[dict[str, Any]]:
 
 
 def partner_events(sims: Simulators, case_id: str, type_: str | None = None) -> list[dict]:
-    return [e for e in sims.sim12351.events.get(case_id, [])
-            if str(e.get("actor", "")).startswith("partner:")
-            and (type_ is None or e.get("type") == type_)]
+    return [
+        e
+        for e in sims.sim12351.events.get(case_id, [])
+        if str(e.get("actor", "")).startswith("partner:")
+        and (type_ is None or e.get("type") == type_)
+    ]
 
 
 def free_port() -> int:
@@ -146,7 +173,9 @@ class Daemon:
         log = self.log_file.open("ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "bridge.cli", "run", "--config", str(self.config_file)],
-            stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
         )
 
     def kill(self) -> None:
@@ -184,6 +213,9 @@ def write_config(settings: Settings, path: Path) -> None:
         return "\n".join(lines)
 
     data = settings.model_dump(mode="json")
-    parts = [table(name, values) for name, values in data.items()
-             if isinstance(values, dict) and values and name != "mapping"]
+    parts = [
+        table(name, values)
+        for name, values in data.items()
+        if isinstance(values, dict) and values and name != "mapping"
+    ]
     path.write_text("\n\n".join(parts) + "\n", encoding="utf-8")

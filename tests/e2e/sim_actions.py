@@ -28,8 +28,9 @@ async def unit_action(sims: Simulators, order_no: str, action: str, **body: Any)
 
 async def agent(sims: Simulators, case_id: str, action: str, **params: Any) -> Any:
     """A 12351 agent moves a case along its workflow."""
-    return await sims.control("12351", "POST", f"/cases/{case_id}/agent",
-                              {"action": action, **params})
+    return await sims.control(
+        "12351", "POST", f"/cases/{case_id}/agent", {"action": action, **params}
+    )
 
 
 def _first_order_no(result: Any) -> str:

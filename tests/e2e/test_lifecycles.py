@@ -6,7 +6,6 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-from bridge.demo import Simulators
 from harness import (
     cases_from,
     delete_namespace,
@@ -20,9 +19,16 @@ from harness import (
 )
 from sim_actions import agent, dispatch, order_action, unit_action
 
-CASE_FIELDS = {"subject": "宿舍暖气不热", "description": "职工反映宿舍暖气不热已一周。",
-               "district_code": "110105", "service_type": "other", "priority": "normal",
-               "worker": {"name": "李某", "phone": "138-1234-5678"}}
+from bridge.demo import Simulators
+
+CASE_FIELDS = {
+    "subject": "宿舍暖气不热",
+    "description": "职工反映宿舍暖气不热已一周。",
+    "district_code": "110105",
+    "service_type": "other",
+    "priority": "normal",
+    "worker": {"name": "李某", "phone": "138-1234-5678"},
+}
 
 
 async def test_12345_order_full_lifecycle_with_visit_and_reopen(
@@ -48,18 +54,21 @@ async def test_12345_order_full_lifecycle_with_visit_and_reopen(
             assert order(sims, no)["reply"]["content"] == "已协调公司补发工资"
 
             await order_action(sims, no, "visit", satisfaction="3", remark="未补发")
-            await wait_until(lambda: cases_from(sims, no)[0]["status"] == "callback_done",
-                             what="callback_result")
+            await wait_until(
+                lambda: cases_from(sims, no)[0]["status"] == "callback_done", what="callback_result"
+            )
             assert cases_from(sims, no)[0]["callback"]["satisfaction"] == "dissatisfied"
 
             await order_action(sims, no, "reopen", reason="来电人不满意")
-            await wait_until(lambda: cases_from(sims, no)[0]["reopen_count"] == 1,
-                             what="reopened")
+            await wait_until(lambda: cases_from(sims, no)[0]["reopen_count"] == 1, what="reopened")
             assert cases_from(sims, no)[0]["status"] == "handling"
             await agent(sims, case["id"], "respond", text="已补发全部工资", resolved=True)
             await wait_until(
-                lambda: order(sims, no)["orderStatus"] == "30"
-                and order(sims, no)["reopenCount"] == 1, what="second reply")
+                lambda: (
+                    order(sims, no)["orderStatus"] == "30" and order(sims, no)["reopenCount"] == 1
+                ),
+                what="second reply",
+            )
             assert order(sims, no)["reply"]["content"] == "已补发全部工资"
         assert len(cases_from(sims, no)) == 1
     finally:
@@ -92,14 +101,18 @@ async def test_extension_request_becomes_an_extension_and_is_told_back(
             case_id = cases_from(sims, no)[0]["id"]
             await agent(sims, case_id, "dispatch")
             new_deadline = "2027-01-20T09:00:00+08:00"
-            await agent(sims, case_id, "request_extension", new_deadline=new_deadline,
-                        reason="需要调查取证")
+            await agent(
+                sims, case_id, "request_extension", new_deadline=new_deadline, reason="需要调查取证"
+            )
             await wait_until(lambda: order(sims, no)["orderStatus"] == "25", what="extension")
             assert order(sims, no)["deadline"] == "2027-01-20 09:00:00"
             await wait_until(
-                lambda: any(e["body"].get("status") == "extended"
-                            for e in partner_events(sims, case_id, "partner_update")),
-                what="partner_update extended")
+                lambda: any(
+                    e["body"].get("status") == "extended"
+                    for e in partner_events(sims, case_id, "partner_update")
+                ),
+                what="partner_update extended",
+            )
     finally:
         await delete_namespace(settings)
 
@@ -112,8 +125,9 @@ async def test_withdrawn_order_closes_the_case(sims: Simulators, tmp_path: Path)
             no = await dispatch(sims)
             await wait_until(lambda: len(cases_from(sims, no)) == 1, what="case created")
             await order_action(sims, no, "withdraw")
-            await wait_until(lambda: cases_from(sims, no)[0]["status"] == "closed",
-                             what="withdrawn")
+            await wait_until(
+                lambda: cases_from(sims, no)[0]["status"] == "closed", what="withdrawn"
+            )
     finally:
         await delete_namespace(settings)
 
@@ -126,7 +140,7 @@ async def test_early_warning_and_confidentiality_cross_over(
         async with AsyncExitStack() as stack:
             node = await start(settings, stack)
             no = await dispatch(sims, urgency="3", confidential=True, category="0202")
-            case_no = (await agent_case(sims, priority="alert", confidential=True))
+            case_no = await agent_case(sims, priority="alert", confidential=True)
             await wait_until(lambda: len(cases_from(sims, no)) == 1, what="case created")
             case = cases_from(sims, no)[0]
             assert case["priority"] == "alert" and case["worker"]["confidential"] is True
@@ -143,8 +157,12 @@ async def agent_case(sims: Simulators, **changes: object) -> str:
     worker = dict(CASE_FIELDS["worker"])  # type: ignore[arg-type]
     if "confidential" in changes:
         worker["confidential"] = changes.pop("confidential")
-    fields = {**CASE_FIELDS, **changes, "worker": worker,
-              "transfer": {"to": "12345", "reason": "非工会事项", "category": "0302"}}
+    fields = {
+        **CASE_FIELDS,
+        **changes,
+        "worker": worker,
+        "transfer": {"to": "12345", "reason": "非工会事项", "category": "0302"},
+    }
     case = sims.sim12351.record_case(**fields)
     return case["case_no"]
 
@@ -157,8 +175,7 @@ async def test_transferred_case_full_lifecycle(sims: Simulators, tmp_path: Path)
         async with AsyncExitStack() as stack:
             await start(settings, stack)
             case_no = await agent_case(sims)
-            case_id = next(c["id"] for c in sims.sim12351.cases.values()
-                           if c["case_no"] == case_no)
+            case_id = next(c["id"] for c in sims.sim12351.cases.values() if c["case_no"] == case_no)
             await wait_until(lambda: len(orders_from(sims, case_no)) == 1, what="order")
             created = orders_from(sims, case_no)[0]
             no = created["orderNo"]
@@ -166,21 +183,30 @@ async def test_transferred_case_full_lifecycle(sims: Simulators, tmp_path: Path)
             assert created["callerPhone"] == "13812345678"
             await wait_until(
                 lambda: sims.sim12351.cases[case_id]["transfer"]["external_no"] == no,
-                what="external_ref")
-            statuses = lambda: [e["body"]["status"]  # noqa: E731
-                                for e in partner_events(sims, case_id, "partner_update")]
+                what="external_ref",
+            )
+            statuses = lambda: [
+                e["body"]["status"]  # noqa: E731
+                for e in partner_events(sims, case_id, "partner_update")
+            ]
             await wait_until(lambda: "accepted" in statuses(), what="accepted")
 
             await unit_action(sims, no, "reply", content="已联系物业修复暖气", resolved=True)
             await wait_until(lambda: "replied" in statuses(), what="replied")
-            replied = [e for e in partner_events(sims, case_id, "partner_update")
-                       if e["body"]["status"] == "replied"][0]
+            replied = [
+                e
+                for e in partner_events(sims, case_id, "partner_update")
+                if e["body"]["status"] == "replied"
+            ][0]
             assert replied["body"]["text"] == "已联系物业修复暖气"
             await order_action(sims, no, "visit", satisfaction="1")
             await wait_until(
-                lambda: any(e["body"].get("satisfaction") == "satisfied"
-                            for e in partner_events(sims, case_id, "partner_update")),
-                what="satisfaction")
+                lambda: any(
+                    e["body"].get("satisfaction") == "satisfied"
+                    for e in partner_events(sims, case_id, "partner_update")
+                ),
+                what="satisfaction",
+            )
             await order_action(sims, no, "close")
             await wait_until(lambda: "closed" in statuses(), what="closed")
             assert statuses().count("accepted") == 1
