@@ -185,19 +185,21 @@ async def test_transferred_case_full_lifecycle(sims: Simulators, tmp_path: Path)
                 lambda: sims.sim12351.cases[case_id]["transfer"]["external_no"] == no,
                 what="external_ref",
             )
-            statuses = lambda: [
-                e["body"]["status"]  # noqa: E731
-                for e in partner_events(sims, case_id, "partner_update")
-            ]
+
+            def statuses() -> list[str]:
+                return [
+                    e["body"]["status"] for e in partner_events(sims, case_id, "partner_update")
+                ]
+
             await wait_until(lambda: "accepted" in statuses(), what="accepted")
 
             await unit_action(sims, no, "reply", content="已联系物业修复暖气", resolved=True)
             await wait_until(lambda: "replied" in statuses(), what="replied")
-            replied = [
+            replied = next(
                 e
                 for e in partner_events(sims, case_id, "partner_update")
                 if e["body"]["status"] == "replied"
-            ][0]
+            )
             assert replied["body"]["text"] == "已联系物业修复暖气"
             await order_action(sims, no, "visit", satisfaction="1")
             await wait_until(
