@@ -102,8 +102,10 @@ def new_namespace() -> str:
     return f"hb-test-{uuid.uuid4().hex[:10]}"
 
 
-async def wait_until(  # noqa: ASYNC109 - a polling deadline, not a cancellation scope
-    predicate: Callable[[], bool | Awaitable[bool]], timeout: float = 30.0, what: str = ""
+async def wait_until(
+    predicate: Callable[[], bool | Awaitable[bool]],
+    timeout: float = 30.0,  # noqa: ASYNC109 - a polling deadline, not a cancellation scope
+    what: str = "",
 ) -> None:
     """Poll `predicate` until true; fail naming `what` after `timeout` seconds."""
     deadline = time.monotonic() + timeout
