@@ -116,11 +116,19 @@ async def run_demo(config_path: str | None, *, rate: float, seconds: float, log_
     async with AsyncExitStack() as stack:
         sims = await stack.enter_async_context(Simulators())
         if config_path is None:
+            # The simulators start empty every time: so do the ledger and the queues, or
+            # positions and messages of an earlier run would point at records that are gone.
+            db = Path("var/demo.db").resolve()
+            for leftover in (db, db.with_name("demo.db-wal"), db.with_name("demo.db-shm")):
+                leftover.unlink(missing_ok=True)
             overrides = {
-                "store": {"url": f"sqlite:///{Path('var/demo.db').resolve()}"},
+                "store": {"url": f"sqlite:///{db}"},
+                "amqp": {"namespace": f"hotline-bridge-demo-{os.getpid()}"},
                 **sims.config_sections(),
             }
         settings = load_settings(config_path, **overrides)
+        if config_path is None:
+            stack.push_async_callback(_delete_topology, settings)
         node = await start_node(settings, stack)
         await sims.drive(rate)
         print(
@@ -143,6 +151,17 @@ async def run_demo(config_path: str | None, *, rate: float, seconds: float, log_
             except TimeoutError:
                 pass
         print("stopping…", flush=True)
+
+
+async def _delete_topology(settings: Any) -> None:
+    from bridge.app import topology_of
+    from bridge.transport import Transport
+
+    transport = await Transport.connect(settings.amqp.url, topology_of(settings))
+    try:
+        await transport.delete_topology()
+    finally:
+        await transport.aclose()
 
 
 async def summary_line(sims: Simulators, node: Any) -> str:
