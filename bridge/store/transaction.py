@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import dead_letters, events, feeds, ledger, outbox
-from .models import ActionRow, Clock, DeadLetterIn, OutboxMessage, ReferralRow, Seen
+from .models import ActionRow, Clock, DeadLetterIn, DeadLetterRow, OutboxMessage, ReferralRow, Seen
 
 
 class Tx:
@@ -99,6 +99,14 @@ class Tx:
     async def park(self, letter: DeadLetterIn) -> int:
         """Park a dead letter; returns its id. Raises ``ValueError`` for a bad stage."""
         return await dead_letters.park(self._conn, letter, self._clock())
+
+    async def get_dead_letter(self, letter_id: int) -> DeadLetterRow | None:
+        """One dead letter, or ``None``."""
+        return await dead_letters.get(self._conn, letter_id)
+
+    async def set_dead_letter_status(self, letter_id: int, status: str) -> DeadLetterRow | None:
+        """Set a dead letter's status in this transaction (``"replayed"`` counts an attempt)."""
+        return await dead_letters.set_status(self._conn, letter_id, status, self._clock())
 
     async def add_event(
         self, referral_id: str, system: str, kind: str, detail: dict[str, Any]

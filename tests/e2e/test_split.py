@@ -6,7 +6,6 @@ from __future__ import annotations
 from contextlib import AsyncExitStack
 from pathlib import Path
 
-from bridge.demo import Simulators
 from harness import (
     cases_from,
     delete_namespace,
@@ -19,6 +18,8 @@ from harness import (
     wait_until,
 )
 from sim_actions import agent, dispatch, order_action, unit_action
+
+from bridge.demo import Simulators
 
 CASE = {
     "subject": "宿舍暖气不热",

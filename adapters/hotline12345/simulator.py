@@ -1,0 +1,105 @@
+"""A strict in-memory 12345 work-order system for tests, the demo and the benchmark.
+
+The interface of `specs/hotline-12345.md` is served under `/api/v2` (`sim_api`), every
+rule enforced (`sim_state`): HTTP-200 envelopes for business errors, 7,200 s tokens on the
+simulated clock, plain-text 429 / 5xx, strict paging and validation. Control routes under
+`/_sim` (JSON bodies):
+
+- `POST /_sim/advance` `{"seconds": s}`: move the clock (simkit).
+- `POST /_sim/faults`: simkit `Faults` fields plus `shift_between_pages` (0..1: chance a
+  list page touches one order on it or the next page), `busy_rate` (0..1: share of calls
+  answered 50001), `reject_tokens` (every bearer token → 40101); `DELETE` clears.
+- `GET /_sim/state`: `{"now", "unitCode", "orders", "requestIds", "extended", "actions",
+  "tokensIssued", "driver"}`.
+- `POST /_sim/orders`: order fields, `{"count": n, ...fields}` or `{"orders": [fields]}`:
+  dispatch order(s), all in one second (status 10, our unit unless `unitCode` says
+  otherwise, random realistic fields) → 201 `{"orderNos": [...]}`.
+- `POST /_sim/orders/{no}/<step>` as 12345: `visit {satisfaction, remark}` (30 → 40),
+  `reopen {reason}` (30/40 → 20, after visit 3 or an unresolved reply), `withdraw` (→ 70),
+  `close` (30/40 → 50), `touch` (only `updateTime` moves); as the order's own unit (the
+  district units of partner-created orders): `sign {handler?}`, `reply {content,
+  resolved, handler?}`, `extension {newDeadline, reason}`, `return {reason}`.
+- `POST /_sim/tokens/revoke` `{"token"?}`: revoke one token or all → `{"revoked": n}`.
+- `POST /_sim/driver` `{"dispatch_per_s": x, "advance": bool, "min_age_s"?: s}` or
+  `{"stop": true}`: start / retune / stop the workflow driver (`sim_driver`); `DELETE`
+  stops it.
+
+Order steps answer the order (200), 409 `{"code", "error"}` when a rule refuses, 404 when
+there is no such order. Python access for in-process tests: `sim.orders`, `sim.actions`,
+`sim.book` (rules), `sim.tokens`, `sim.clock`, `sim.faults`, `sim.driver`.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from aiohttp import web
+
+from adapters.hotline12345.sim_api import BASE_PATH, Api, FaultInjector12345, Tokens
+from adapters.hotline12345.sim_control import control_routes_12345
+from adapters.hotline12345.sim_driver import WorkflowDriver
+from adapters.hotline12345.sim_state import OrderBook
+from adapters.simkit import SimClock, control_routes
+
+__all__ = ["BASE_PATH", "Simulator12345", "serve"]
+
+
+class Simulator12345:
+    """The simulated 12345 for one partner client (credentials → `unit_code`)."""
+
+    def __init__(
+        self,
+        *,
+        client_id: str = "demo-client",
+        client_secret: str = "demo-secret",
+        unit_code: str = "BJZGH",
+        clock: SimClock | None = None,
+        rate_limit_per_s: float | None = 20,
+        seed: int = 0,
+    ) -> None:
+        self.clock = clock or SimClock()
+        self.book = OrderBook(self.clock, unit_code, random.Random(seed))
+        self.tokens = Tokens(self.clock, {client_id: client_secret})
+        self.faults = FaultInjector12345(self.clock, default_rate_per_s=rate_limit_per_s, seed=seed)
+        self.driver = WorkflowDriver(self.book)
+        self._api = Api(self.book, self.tokens, self.faults)
+
+    @property
+    def unit_code(self) -> str:
+        return self.book.unit_code
+
+    @property
+    def orders(self) -> dict[str, dict[str, Any]]:
+        return self.book.orders
+
+    @property
+    def actions(self) -> list[dict[str, Any]]:
+        return self.book.actions
+
+    def dump(self) -> dict[str, Any]:
+        return self.book.dump() | {
+            "tokensIssued": self.tokens.issued,
+            "driver": self.driver.settings(),
+        }
+
+    def make_app(self) -> web.Application:
+        app = web.Application(middlewares=[self._api.middleware])
+        app.add_routes(self._api.routes())
+        app.add_routes(control_routes(self.clock, self.faults, self.dump))
+        app.add_routes(control_routes_12345(self.book, self.tokens, self.driver))
+
+        async def stop_driver(app: web.Application) -> None:
+            await self.driver.stop()
+
+        app.on_cleanup.append(stop_driver)
+        return app
+
+
+async def serve(sim: Simulator12345, host: str, port: int) -> web.AppRunner:
+    """Serve the simulator on host:port (0 = any free port); the caller cleans the
+    runner up. The API is at `http://host:port/api/v2`."""
+    runner = web.AppRunner(sim.make_app())
+    await runner.setup()
+    await web.TCPSite(runner, host, port).start()
+    return runner
