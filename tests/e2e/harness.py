@@ -221,3 +221,344 @@ def write_config(settings: Settings, path: Path) -> None:
         if isinstance(values, dict) and values and name != "mapping"
     ]
     path.write_text("\n\n".join(parts) + "\n", encoding="utf-8")
+
+
+# --- a steady two-way flow and the exactly-once checks (crash and broker tests) ----------
+
+
+class Flow:
+    """People on both hotlines, in the test's own event loop, calling the in-process
+    simulators directly: 12345 dispatches orders to the union and 12351 agents transfer
+    cases to 12345 (`rate_per_s` each) while producing; every referral is then moved along
+    to its end (agents dispatch, handle, respond, sometimes reject or ask an extension;
+    12345 visits, sometimes dissatisfied → reopen, then closes; district units reply).
+
+    Each step waits until the bridge has carried the previous one across (the order is
+    signed / the case exists / the partner event is there), so every effect
+    `assert_exactly_once` expects is one the bridge cannot legitimately skip.
+    """
+
+    TICK_S = 0.1
+
+    def __init__(self, sims: Simulators, *, seed: int = 7, rate_per_s: float = 1.5) -> None:
+        import random
+
+        self.sims = sims
+        self.rng = random.Random(seed)
+        self.rate_per_s = rate_per_s
+        self.producing = True
+        self.orders: dict[str, dict[str, bool]] = {}  # dispatched order no → its fate
+        self.cases: dict[str, dict[str, Any]] = {}  # transferred case id → its fate
+        self.refused = 0  # steps a simulator refused (a race with the bridge): retried
+        self._credit = 0.0
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="e2e.flow")
+
+    async def aclose(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+            self._task = None
+
+    async def _run(self) -> None:
+        while True:
+            self.tick()
+            await asyncio.sleep(self.TICK_S)
+
+    def tick(self) -> None:
+        from adapters.hotline12345.sim_state import BusinessError
+        from adapters.hotline12351.sim_requests import Problem
+
+        if self.producing:
+            self._credit += self.rate_per_s * self.TICK_S
+            while self._credit >= 1:
+                self._credit -= 1
+                self._produce()
+        for no, fate in list(self.orders.items()):
+            if self.rng.random() < 0.5:
+                try:
+                    self._move_order(no, fate)
+                except (BusinessError, Problem):
+                    self.refused += 1
+        for case_id, fate in list(self.cases.items()):
+            if self.rng.random() < 0.5:
+                try:
+                    self._move_case(case_id, fate)
+                except (BusinessError, Problem):
+                    self.refused += 1
+
+    def _produce(self) -> None:
+        rng = self.rng
+        no = self.sims.sim12345.book.dispatch({"urgency": rng.choice(["1", "2"])})
+        roll = rng.random()
+        self.orders[no] = {
+            "reject": roll < 0.15,
+            "extension": 0.15 <= roll < 0.35,
+            "reopen": rng.random() < 0.3,
+        }
+        case = self.sims.sim12351.record_case(
+            subject="小区路灯损坏",
+            description="职工反映小区路灯损坏多日，夜间出行不便。",
+            district_code=rng.choice(["110101", "110105", "110108"]),
+            service_type="other",
+            priority=rng.choice(["normal", "normal", "high"]),
+            worker={"name": "王某", "phone": "13800138000"},
+            transfer={"to": "12345", "reason": "非工会事项", "category": "0302"},
+        )
+        self.cases[case["id"]] = {
+            "case_no": case["case_no"],
+            "extension": rng.random() < 0.2,
+            "reopen": rng.random() < 0.3,
+        }
+
+    # 12345-origin: the union works the case, 12345 visits / reopens / closes the order.
+    def _move_order(self, no: str, fate: dict[str, bool]) -> None:
+        from adapters.hotline12345.sim_control import apply_step
+
+        sims = self.sims
+        order_ = sims.sim12345.orders[no]
+        found = cases_from(sims, no)
+        if not found:
+            return
+        case = found[0]
+        case_id, status, round_ = case["id"], case["status"], order_["reopenCount"]
+        if status == "received":
+            sims.sim12351.agent(case_id, "dispatch")
+        elif status == "dispatched":
+            sims.sim12351.agent(case_id, "handle")
+        elif status == "handling":
+            if order_["orderStatus"] == "10":
+                return  # not signed yet: the union waits for the bridge to sign
+            if fate["reject"] and round_ == 0:
+                sims.sim12351.agent(case_id, "reject", reason="经核实不属于工会受理范围")
+            elif fate["extension"] and round_ == 0 and case["extension_request"] is None:
+                from datetime import timedelta
+
+                from adapters.hotline12351.sim_requests import parse_rfc3339
+                from schemas.hotline12351 import rfc3339
+
+                base = parse_rfc3339(case["origin"]["deadline"])
+                sims.sim12351.agent(
+                    case_id,
+                    "request_extension",
+                    new_deadline=rfc3339(base + timedelta(days=3)),
+                    reason="需协调用人单位，申请延期",
+                )
+            elif (
+                case["extension_request"] is not None
+                and not (
+                    order_["orderStatus"] == "25" and _has_partner_update(sims, case_id, "extended")
+                )
+                and round_ == 0
+            ):
+                return  # the extension is on its way to 12345 and back
+            else:
+                sims.sim12351.agent(case_id, "respond", text=f"第{round_ + 1}次答复：已协调处理。")
+        elif status == "responded" and order_["orderStatus"] == "30":
+            satisfaction = "3" if fate["reopen"] and round_ == 0 else "1"
+            apply_step(sims.sim12345.book, no, "visit", {"satisfaction": satisfaction})
+        elif status == "callback_done" and order_["orderStatus"] == "40":
+            if order_["visit"]["satisfaction"] == "3" and round_ == 0:
+                apply_step(sims.sim12345.book, no, "reopen", {"reason": "来电人不满意"})
+            else:
+                apply_step(sims.sim12345.book, no, "close", {})
+        elif status == "callback_done" and order_["orderStatus"] == "50":
+            sims.sim12351.agent(case_id, "close")
+
+    # 12351-origin: the district unit works the order, 12345 visits / reopens / closes.
+    def _move_case(self, case_id: str, fate: dict[str, Any]) -> None:
+        from datetime import datetime, timedelta
+
+        from adapters.hotline12345.sim_control import apply_step
+        from schemas.hotline12345 import TIME_FORMAT
+
+        sims = self.sims
+        made = orders_from(sims, fate["case_no"])
+        if not made:
+            return
+        no = made[0]["orderNo"]
+        order_ = sims.sim12345.orders[no]
+        status, round_ = order_["orderStatus"], order_["reopenCount"]
+        told = _partner_updates_by_round(sims, case_id)
+        book = sims.sim12345.book
+        if status == "20":
+            if round_ == 0 and ("accepted", False, 0) not in told:
+                return
+            if round_ > 0 and ("in_progress", False, round_) not in told:
+                return
+            if fate["extension"] and round_ == 0:
+                deadline = datetime.strptime(order_["deadline"], TIME_FORMAT) + timedelta(days=3)
+                apply_step(
+                    book,
+                    no,
+                    "extension",
+                    {"newDeadline": deadline.strftime(TIME_FORMAT), "reason": "情况复杂，申请延期"},
+                )
+            else:
+                apply_step(
+                    book,
+                    no,
+                    "reply",
+                    {"content": f"第{round_ + 1}次办理：已修复。", "resolved": True},
+                )
+        elif status == "25" and ("extended", False, None) in told:
+            apply_step(book, no, "reply", {"content": "延期后办理：已修复。", "resolved": True})
+        elif status == "30" and ("replied", False, round_) in told:
+            satisfaction = "3" if fate["reopen"] and round_ == 0 else "1"
+            apply_step(book, no, "visit", {"satisfaction": satisfaction})
+        elif status == "40" and ("replied", True, round_) in told:
+            if order_["visit"]["satisfaction"] == "3" and round_ == 0:
+                apply_step(book, no, "reopen", {"reason": "来电人不满意"})
+            else:
+                apply_step(book, no, "close", {})
+
+    def done(self) -> bool:
+        """Every referral has reached its end on both sides (and the bridge said so)."""
+        sims = self.sims
+        for no in self.orders:
+            found = cases_from(sims, no)
+            status = sims.sim12345.orders[no]["orderStatus"]
+            if len(found) != 1:
+                return False
+            if (status, found[0]["status"]) not in (("50", "closed"), ("60", "rejected")):
+                return False
+        for case_id, fate in self.cases.items():
+            made = orders_from(sims, fate["case_no"])
+            if len(made) != 1 or made[0]["orderStatus"] != "50":
+                return False
+            if ("closed", False, None) not in _partner_updates_by_round(sims, case_id):
+                return False
+        return True
+
+    def summary(self) -> str:
+        sims = self.sims
+        open_orders = [
+            no for no in self.orders if sims.sim12345.orders[no]["orderStatus"] not in ("50", "60")
+        ]
+        open_cases = [
+            f["case_no"]
+            for f in self.cases.values()
+            if not orders_from(sims, f["case_no"])
+            or orders_from(sims, f["case_no"])[0]["orderStatus"] != "50"
+        ]
+        return (
+            f"{len(self.orders)} orders dispatched ({len(open_orders)} open: "
+            f"{open_orders[:5]}), {len(self.cases)} cases transferred "
+            f"({len(open_cases)} open: {open_cases[:5]}), {self.refused} steps refused"
+        )
+
+
+def _has_partner_update(sims: Simulators, case_id: str, status: str) -> bool:
+    return any(
+        e["body"].get("status") == status for e in partner_events(sims, case_id, "partner_update")
+    )
+
+
+ONCE_PER_ORDER_UPDATES = frozenset({"extended", "closed", "returned", "withdrawn"})
+
+
+def _partner_updates_by_round(sims: Simulators, case_id: str) -> list[tuple[Any, ...]]:
+    """The partner_update events of a transferred case as (status, with satisfaction,
+    reopen round); round None for the once-per-order statuses. A round begins with its
+    `in_progress` update."""
+    keys: list[tuple[Any, ...]] = []
+    round_ = 0
+    for event in partner_events(sims, case_id, "partner_update"):
+        status = event["body"].get("status")
+        if status == "in_progress":
+            round_ += 1
+        keys.append(
+            (
+                status,
+                bool(event["body"].get("satisfaction")),
+                None if status in ONCE_PER_ORDER_UPDATES else round_,
+            )
+        )
+    return keys
+
+
+def _duplicates(keys: list[Any]) -> list[Any]:
+    from collections import Counter
+
+    return [key for key, n in Counter(keys).items() if n > 1]
+
+
+def assert_exactly_once(sims: Simulators, flow: Flow) -> None:
+    """Every effect of the bridge on either simulator happened exactly once."""
+    from collections import defaultdict
+
+    bridge_unit = f"unit:{sims.unit_code}"
+    unit_actions: dict[str, list[str]] = defaultdict(list)  # order no → bridge action keys
+    visited_rounds: dict[str, list[int]] = defaultdict(list)
+    rounds: dict[str, int] = defaultdict(int)
+    creates: dict[str, int] = defaultdict(int)
+    for entry in sims.sim12345.actions:
+        no, action = entry["orderNo"], entry["action"]
+        if action == "reopen":
+            rounds[no] += 1
+        elif action == "visit":
+            visited_rounds[no].append(rounds[no])
+        elif action == "create":
+            creates[no] += 1
+        if entry["by"] == bridge_unit:
+            unit_actions[no].append(f"reply:{rounds[no]}" if action == "reply" else action)
+    problems: list[str] = []
+
+    for no in flow.orders:
+        found = cases_from(sims, no)
+        if len(found) != 1:
+            problems.append(f"order {no}: {len(found)} 12351 cases")
+            continue
+        case = found[0]
+        events = sims.sim12351.events[case["id"]]
+        responded: list[int] = []
+        partner: list[tuple[Any, ...]] = []
+        round_ = 0
+        for event in events:
+            if event["type"] == "responded":
+                responded.append(round_)
+            if str(event["actor"]).startswith("partner:"):
+                if event["type"] == "reopened":
+                    round_ += 1
+                partner.append((event["type"], event["body"].get("status"), round_))
+        expected = ["sign"] + [f"reply:{r}" for r in responded]
+        if case["status"] == "rejected":
+            expected.append("return")
+        if case["extension_request"] is not None:
+            expected.append("extension")
+        if sorted(unit_actions[no]) != sorted(expected):
+            problems.append(f"order {no}: 12345 actions {unit_actions[no]}, expected {expected}")
+        want = [("created", None, 0)]
+        want += [("reopened", None, r) for r in range(1, rounds[no] + 1)]
+        want += [("callback_result", None, r) for r in visited_rounds[no]]
+        if case["extension_request"] is not None:
+            want.append(("partner_update", "extended", 0))
+        if sorted(map(str, partner)) != sorted(map(str, want)):
+            problems.append(f"case of {no}: partner events {partner}, expected {want}")
+
+    for case_id, fate in flow.cases.items():
+        made = orders_from(sims, fate["case_no"])
+        if len(made) != 1:
+            problems.append(f"case {fate['case_no']}: {len(made)} 12345 orders")
+            continue
+        no = made[0]["orderNo"]
+        if creates[no] != 1:
+            problems.append(f"order {no}: created {creates[no]} times")
+        if len(partner_events(sims, case_id, "external_ref")) != 1:
+            problems.append(f"case {fate['case_no']}: external_ref not exactly once")
+        told = _partner_updates_by_round(sims, case_id)
+        if dups := _duplicates(told):
+            problems.append(f"case {fate['case_no']}: partner_update repeated {dups}")
+        want_told = {("accepted", False, 0), ("closed", False, None)}
+        want_told |= {("in_progress", False, r) for r in range(1, made[0]["reopenCount"] + 1)}
+        want_told |= {("replied", True, r) for r in visited_rounds[no]}
+        if no in sims.sim12345.book.extended:
+            want_told.add(("extended", False, None))
+        if missing := want_told - set(told):
+            problems.append(
+                f"case {fate['case_no']}: partner_update missing {sorted(missing, key=str)}"
+            )
+
+    assert not problems, "not exactly once:\n" + "\n".join(problems)
