@@ -32,6 +32,7 @@ from bridge.engine.relay import OutboxRelay
 from bridge.engine.side12345 import Apply12345, Intake12345
 from bridge.engine.side12351 import Apply12351, Intake12351
 from bridge.mapping import MappingTables
+from bridge.reconcile import Reconciler
 from bridge.store import DeadLetterIn, Store
 from bridge.transport import Delivery, Topology, Transport
 
@@ -100,6 +101,7 @@ class Node:
     pollers: list[Poller]
     relay: OutboxRelay
     node_id: str
+    reconciler: Reconciler | None = None
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     paused: set[str] = field(default_factory=set)
 
@@ -189,7 +191,17 @@ async def start_node(
         await transport.consume(system, applier.handle)
     await transport.drain_parking(_parking_to_store(store))
 
+    node.reconciler = Reconciler(
+        store=store,
+        sides=sides,
+        topology=topology,
+        partner=PARTNER,
+        node_id=node_id,
+        interval_s=settings.bridge.reconcile_interval_s,
+        on_recorded=relay.kick,
+    )
     node.spawn("relay", relay.run())
+    node.spawn("reconciler", node.reconciler.run())
     for system, side in sides.items():
         for feed in side.hotline.feeds:
             poller = Poller(

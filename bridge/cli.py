@@ -157,6 +157,71 @@ def demo(ctx: click.Context, config_path: str | None, rate: float, seconds: floa
         asyncio.run(run_demo(config_path, rate=rate, seconds=seconds, log_file=log_file))
 
 
+@main.command()
+@click.option("--config", "config_path", default="bridge.toml", show_default=True)
+@click.argument("referral_id", required=False)
+def status(config_path: str, referral_id: str | None) -> None:
+    """The ledger's figures, or one referral (e.g. 12345:BJ12345-…) with its timeline."""
+    from bridge import ops
+
+    _print(asyncio.run(ops.status(_settings_or_exit(config_path), referral_id)))
+
+
+@main.command()
+@click.option("--config", "config_path", default="bridge.toml", show_default=True)
+def reconcile(config_path: str) -> None:
+    """Re-read this node's systems now and re-publish what the other side must compare."""
+    from bridge import ops
+
+    _print(asyncio.run(ops.reconcile(_settings_or_exit(config_path))))
+
+
+@main.group("dead-letters")
+def dead_letters() -> None:
+    """Records and messages parked for an admin: list, replay, discard."""
+
+
+@dead_letters.command("list")
+@click.option("--config", "config_path", default="bridge.toml", show_default=True)
+@click.option("--status", "letter_status", default="parked", show_default=True)
+@click.option("--limit", default=100, show_default=True)
+def dead_letters_list(config_path: str, letter_status: str, limit: int) -> None:
+    from bridge import ops
+
+    settings = _settings_or_exit(config_path)
+    _print(asyncio.run(ops.list_dead_letters(settings, letter_status or None, limit)))
+
+
+@dead_letters.command("replay")
+@click.option("--config", "config_path", default="bridge.toml", show_default=True)
+@click.argument("letter_ids", nargs=-1, type=int, required=True)
+def dead_letters_replay(config_path: str, letter_ids: tuple[int, ...]) -> None:
+    """Queue parked records/snapshots again (the running daemon publishes them)."""
+    from bridge import ops
+    from bridge.engine.replay import ReplayError
+
+    try:
+        for line in asyncio.run(ops.replay(_settings_or_exit(config_path), list(letter_ids))):
+            click.echo(line)
+    except ReplayError as exc:
+        click.echo(f"cannot replay: {exc}", err=True)
+        sys.exit(1)
+
+
+@dead_letters.command("discard")
+@click.option("--config", "config_path", default="bridge.toml", show_default=True)
+@click.argument("letter_ids", nargs=-1, type=int, required=True)
+def dead_letters_discard(config_path: str, letter_ids: tuple[int, ...]) -> None:
+    from bridge import ops
+
+    for line in asyncio.run(ops.discard(_settings_or_exit(config_path), list(letter_ids))):
+        click.echo(line)
+
+
+def _print(value: object) -> None:
+    click.echo(json.dumps(value, ensure_ascii=False, indent=2, default=str))
+
+
 async def _wait_for_signal() -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

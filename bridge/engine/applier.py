@@ -35,6 +35,7 @@ from adapters.errors import (
     Unavailable,
 )
 from adapters.retry import RetryPolicy, retrying
+from bridge.engine.intake import REPLAY_HEADER
 from bridge.engine.planner import Hold, Plan, Step
 from bridge.errors import MappingError
 from bridge.store import ActionRow, DeadLetterIn, ReferralRow, Store, Tx
@@ -116,13 +117,14 @@ class Applier:
             referral_id=ref.referral_id, system=self.system, message_id=delivery.message_id
         ):
             async with self._lock(ref.referral_id):
-                return await self.apply(ref)
+                return await self.apply(ref, replay=bool(delivery.headers.get(REPLAY_HEADER)))
 
-    async def apply(self, ref: Referral) -> Outcome | Verdict:
-        """Perform what `ref` needs that the ledger does not hold yet."""
+    async def apply(self, ref: Referral, *, replay: bool = False) -> Outcome | Verdict:
+        """Perform what `ref` needs that the ledger does not hold yet. A stale or
+        repeated snapshot does nothing, unless it is a replay (admin, reconciler)."""
         async with self.store.begin() as tx:
             last = await tx.get_last_version(ref.referral_id, ref.source)
-            if last is not None and ref.source_version <= last:
+            if last is not None and ref.source_version <= last and not replay:
                 log.debug("snapshot.stale", version=ref.source_version, last=last)
                 return Outcome.ACK
             await tx.upsert_referral(_row(ref))

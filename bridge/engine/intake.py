@@ -45,6 +45,14 @@ class IntakePolicy(Protocol):
         """The record as JSON, for dead letters (replayable)."""
         ...
 
+    def fetch_key(self, record: Any) -> str:
+        """The id to `Hotline.fetch` the record by."""
+        ...
+
+    def parse(self, data: dict[str, Any]) -> Any:
+        """A record back from `dump()` (replaying a dead letter)."""
+        ...
+
 
 def content_hash(payload: bytes) -> str:
     return hashlib.sha256(payload).hexdigest()
@@ -59,7 +67,14 @@ def snapshot_headers(ref: Referral) -> dict[str, Any]:
     }
 
 
-async def record_intake(tx: Tx, topology: Topology, target: str, intake: Intake) -> bool:
+REPLAY_HEADER = "x-bridge-replay"
+"""Set on snapshots an admin replays or the reconciler re-publishes: the receiving
+applier then does not drop them as stale (it still performs only what is missing)."""
+
+
+async def record_intake(
+    tx: Tx, topology: Topology, target: str, intake: Intake, *, replay: bool = False
+) -> bool:
     """Upsert the referral and, when forwarded, enqueue its snapshot for `target`."""
     ref = intake.referral
     await tx.upsert_referral(
@@ -86,7 +101,7 @@ async def record_intake(tx: Tx, topology: Topology, target: str, intake: Intake)
             referral_id=ref.referral_id,
             routing_key=topology.routing_key(target, ref.referral_id, ref.early_warning),
             body=ref.model_dump_json().encode(),
-            headers=snapshot_headers(ref),
+            headers={**snapshot_headers(ref), **({REPLAY_HEADER: True} if replay else {})},
             early_warning=ref.early_warning,
         )
     )

@@ -36,6 +36,12 @@ class Intake12345:
     def dump(self, record: Order) -> dict[str, Any]:
         return record.model_dump(mode="json")
 
+    def fetch_key(self, record: Order) -> str:
+        return record.orderNo
+
+    def parse(self, data: dict[str, Any]) -> Order:
+        return Order.model_validate(data)
+
     async def take(
         self, feed: str, record: Order, tx: Tx, read_at: datetime, *, force: bool = False
     ) -> Intake | None:
@@ -51,22 +57,21 @@ class Intake12345:
         )
         if record.sourceSystem == "12351" and record.sourceNo:
             await tx.put_created(SYSTEM, record.sourceNo, record.orderNo)
-        if feed == "dispatched":
+        if feed == "dispatched" and seen is None and record.orderStatus in ANSWERED:
             # Orders first seen already answered were handled outside the bridge.
-            if seen is None and record.orderStatus in ANSWERED:
-                await tx.record_action(
-                    ActionRow(
-                        ref.referral_id,
-                        SYSTEM,
-                        NOT_FORWARDED,
-                        NOT_FORWARDED,
-                        "recorded",
-                        {"first_seen_status": record.orderStatus},
-                    )
+            await tx.record_action(
+                ActionRow(
+                    ref.referral_id,
+                    SYSTEM,
+                    NOT_FORWARDED,
+                    NOT_FORWARDED,
+                    "recorded",
+                    {"first_seen_status": record.orderStatus},
                 )
-                return Intake(ref, forward=False)
-            if await tx.get_action(ref.referral_id, SYSTEM, NOT_FORWARDED) is not None:
-                return Intake(ref, forward=False)
+            )
+            return Intake(ref, forward=False)
+        if await tx.get_action(ref.referral_id, SYSTEM, NOT_FORWARDED) is not None:
+            return Intake(ref, forward=False)
         return Intake(ref)
 
 

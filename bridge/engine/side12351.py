@@ -38,6 +38,12 @@ class Intake12351:
     def dump(self, record: Case) -> dict[str, Any]:
         return record.model_dump(mode="json")
 
+    def fetch_key(self, record: Case) -> str:
+        return record.id
+
+    def parse(self, data: dict[str, Any]) -> Case:
+        return Case.model_validate(data)
+
     async def take(
         self, feed: str, record: Case, tx: Tx, read_at: datetime, *, force: bool = False
     ) -> Intake | None:
