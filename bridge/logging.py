@@ -87,7 +87,24 @@ def shared_processors() -> list[Any]:
 
 
 def configure_logging(level: str = "info", *, stream: Any = None) -> None:
-    """Configure structlog for JSON lines on stdout (call once, at process start)."""
+    """Configure structlog for JSON lines on stdout (call once, at process start).
+
+    Libraries' standard-library logging (aio-pika, aiohttp, alembic) goes through the
+    same processors, masking included, and comes out as JSON lines on the same stream.
+    """
+    handler = logging.StreamHandler(stream or sys.stdout)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            foreign_pre_chain=shared_processors(),
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                structlog.processors.JSONRenderer(ensure_ascii=False),
+            ],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(logging.WARNING)
     structlog.configure(
         processors=[*shared_processors(), structlog.processors.JSONRenderer(ensure_ascii=False)],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),

@@ -65,3 +65,14 @@ def test_unknown_key_is_refused(tmp_path: Path) -> None:
     path.write_text(text.replace("poll_interval_s", "poll_intervall_s"), encoding="utf-8")
     with pytest.raises(ConfigError, match="poll_intervall_s"):
         load_settings(path)
+
+
+def test_library_logging_is_masked_json_too() -> None:
+    import logging
+
+    stream = io.StringIO()
+    configure_logging("info", stream=stream)
+    logging.getLogger("aio_pika").warning("lost connection while sending 王某某 13812345678")
+    line = json.loads(stream.getvalue().strip())
+    assert line["level"] == "warning"
+    assert "王某某" not in line["event"] and "13812345678" not in line["event"]
