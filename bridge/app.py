@@ -21,7 +21,7 @@ import structlog
 
 from adapters.base import Hotline
 from adapters.errors import AdapterError
-from adapters.hotline12345.client import Hotline12345
+from adapters.hotline12345.adapter import Hotline12345
 from adapters.hotline12351.adapter import Hotline12351
 from adapters.retry import RetryPolicy
 from bridge.config import Settings

@@ -4,7 +4,8 @@
 `adapters.hotline12345.simulator` by tests, the demo and `hotline-bridge simulate`.
 """
 
-from adapters.hotline12345.client import Client12345, Hotline12345
+from adapters.hotline12345.adapter import Hotline12345
+from adapters.hotline12345.client import Client12345
 from adapters.hotline12345.config import Hotline12345Config
 from adapters.hotline12345.feed import FeedPosition, FeedReader12345
 

@@ -31,7 +31,6 @@ from typing import Any, Final, TypeVar
 import aiohttp
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from adapters.base import Action, ActionResult, FeedPage
 from adapters.errors import (
     AuthError,
     FieldError,
@@ -41,7 +40,6 @@ from adapters.errors import (
     TransientError,
 )
 from adapters.hotline12345.config import Hotline12345Config
-from adapters.hotline12345.feed import FeedReader12345
 from adapters.http import request
 from schemas.hotline12345 import (
     TIME_FORMAT,
@@ -251,82 +249,3 @@ def _parse(model: type[M] | Any, data: Any) -> Any:
 
 def _dump(body: BaseModel) -> dict[str, Any]:
     return body.model_dump(mode="json")
-
-
-class Hotline12345:
-    """12345 as the engine sees it (`adapters.base.Hotline`).
-
-    Feeds: `dispatched` (orders dispatched to our unit) and `created` (orders we created).
-    Actions: `create_order` (the action key is the `requestId`), `sign`, `reply`, `return`,
-    `extension` (on `action.target`). `sign` without a body signs as `handler_name`.
-    """
-
-    system = SYSTEM
-    feeds: tuple[str, ...] = ("dispatched", "created")
-
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        config: Hotline12345Config,
-        *,
-        monotonic: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.config = config
-        self.client = Client12345(session, config, monotonic=monotonic)
-        self._readers = {
-            "dispatched": FeedReader12345(
-                self.client.list_dispatched, config.page_size, max_pages=config.feed_max_pages
-            ),
-            "created": FeedReader12345(
-                self.client.list_created, config.page_size, max_pages=config.feed_max_pages
-            ),
-        }
-
-    async def read_feed(self, feed: str, position: str | None) -> FeedPage[Order]:
-        try:
-            reader = self._readers[feed]
-        except KeyError:
-            raise ValueError(f"12345 has no feed {feed!r}; feeds: {self.feeds}") from None
-        return await reader.read(position)
-
-    async def fetch(self, native_id: str) -> Order:
-        return await self.client.get_order(native_id)
-
-    async def perform(self, action: Action) -> ActionResult:
-        kind, body = action.kind, action.body
-        if kind == "create_order":
-            request_body = _as(CreateOrderRequest, body).model_copy(
-                update={"requestId": action.key}
-            )
-            order_no, replayed = await self.client.create_order(request_body)
-            return ActionResult(native_id=order_no, replayed=replayed)
-        target = action.target
-        if not target:
-            raise Rejected(SYSTEM, f"{kind} needs a target order number")
-        if kind == "sign":
-            sign = SignRequest(handler=self.config.handler_name) if body is None else body
-            await self.client.sign(target, _as(SignRequest, sign))
-        elif kind == "reply":
-            await self.client.reply(target, _as(ReplyRequest, body))
-        elif kind == "return":
-            await self.client.return_order(target, _as(ReturnRequest, body))
-        elif kind == "extension":
-            await self.client.extension(target, _as(ExtensionRequest, body))
-        else:
-            raise Rejected(SYSTEM, f"unknown action kind {kind!r}")
-        return ActionResult(native_id=target)
-
-    async def ping(self) -> None:
-        await self.client.token()
-
-    async def aclose(self) -> None:
-        """Nothing to release: the session is the caller's."""
-
-
-def _as(model: type[M], body: Any) -> M:
-    if isinstance(body, model):
-        return body
-    try:
-        return model.model_validate(body.model_dump() if isinstance(body, BaseModel) else body)
-    except ValidationError as exc:
-        raise Rejected(SYSTEM, f"invalid {model.__name__}: {exc}") from exc

@@ -17,7 +17,7 @@ from fixtures_12345 import (  # noqa: F401  (fixtures imported for their registr
     h12345_sim_fixture,
 )
 
-from adapters.hotline12345.client import Hotline12345
+from adapters.hotline12345.adapter import Hotline12345
 from adapters.hotline12345.feed import state_hash
 from schemas.hotline12345 import Order, ReplyRequest, SignRequest
 
