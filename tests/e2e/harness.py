@@ -13,8 +13,8 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +88,17 @@ def fast_policy() -> RetryPolicy:
 
 async def start(settings: Settings, stack: AsyncExitStack) -> Node:
     return await start_node(settings, stack, retry_policy=fast_policy())
+
+
+@asynccontextmanager
+async def running_node(sims: Simulators, tmp_path: Path, **kwargs: Any) -> AsyncIterator[Node]:
+    """A bridge node in this process, on its own AMQP namespace (deleted afterwards)."""
+    settings = settings_for(sims, tmp_path, new_namespace(), **kwargs)
+    try:
+        async with AsyncExitStack() as stack:
+            yield await start(settings, stack)
+    finally:
+        await delete_namespace(settings)
 
 
 async def delete_namespace(settings: Settings) -> None:
