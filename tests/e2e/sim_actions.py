@@ -42,3 +42,20 @@ def _first_order_no(result: Any) -> str:
         if key in result:
             return _first_order_no(result[key])
     raise AssertionError(f"no order number in the simulator's answer: {list(result)}")
+
+
+CASE: dict[str, Any] = {
+    "subject": "宿舍暖气不热",
+    "description": "职工反映宿舍暖气不热。",
+    "district_code": "110105",
+    "service_type": "other",
+    "priority": "normal",
+    "worker": {"name": "李某", "phone": "13812345678"},
+}
+"""A worker's case as a union agent records it (realistic, not the union's remit)."""
+
+
+def record_case(sims: Simulators, **changes: Any) -> dict[str, Any]:
+    """A 12351 agent records a case and hands it to 12345 (unless `transfer` says else)."""
+    fields = {**CASE, "transfer": {"to": "12345", "reason": "城市管理"}, **changes}
+    return sims.sim12351.record_case(**fields)

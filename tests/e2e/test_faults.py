@@ -16,19 +16,9 @@ from harness import (
     running_node,
     wait_until,
 )
-from sim_actions import agent, dispatch
+from sim_actions import agent, dispatch, record_case
 
 from bridge.demo import Simulators
-
-CASE = {
-    "subject": "宿舍暖气不热",
-    "description": "职工反映宿舍暖气不热。",
-    "district_code": "110105",
-    "service_type": "other",
-    "priority": "normal",
-    "worker": {"name": "李某", "phone": "13812345678"},
-    "transfer": {"to": "12345", "reason": "城市管理"},
-}
 
 
 async def test_everything_converges_under_faults(sims: Simulators, tmp_path: Path) -> None:
@@ -53,7 +43,7 @@ async def test_everything_converges_under_faults(sims: Simulators, tmp_path: Pat
             {"error_rate": 0.1, "burst_429": 3, "retry_after": http_date},
         )
         orders = [await dispatch(sims) for _ in range(8)]
-        cases = [sims.sim12351.record_case(**CASE)["case_no"] for _ in range(8)]
+        cases = [record_case(sims)["case_no"] for _ in range(8)]
 
         await asyncio.sleep(1.0)
         await sims.control("12345", "POST", "/tokens/revoke", {})
@@ -66,7 +56,7 @@ async def test_everything_converges_under_faults(sims: Simulators, tmp_path: Pat
             "the maintenance window was not noticed"
         )
         sims.sim12351.clock.advance(1801)
-        cases += [sims.sim12351.record_case(**CASE)["case_no"] for _ in range(4)]
+        cases += [record_case(sims)["case_no"] for _ in range(4)]
         await sims.control("12345", "POST", "/tokens/revoke", {})
 
         await wait_until(

@@ -12,18 +12,9 @@ from harness import (
     running_node,
     wait_until,
 )
-from sim_actions import agent, dispatch
+from sim_actions import agent, dispatch, record_case
 
 from bridge.demo import Simulators
-
-CASE = {
-    "subject": "宿舍暖气不热",
-    "description": "职工反映宿舍暖气不热。",
-    "district_code": "110105",
-    "service_type": "other",
-    "priority": "normal",
-    "worker": {"name": "李某", "phone": "13812345678"},
-}
 
 
 async def test_poison_is_parked_and_good_traffic_converges(
@@ -37,18 +28,14 @@ async def test_poison_is_parked_and_good_traffic_converges(
 
         bad_district = await dispatch(sims, areaCode="11010")  # not 6 digits
         too_long = await dispatch(sims, content="长" * 4001)  # over 12345's own limit
-        unknown = sims.sim12351.record_case(**CASE, transfer={"to": "12366", "reason": "税务问题"})
-        long_case = sims.sim12351.record_case(
-            **{**CASE, "description": "详" * 6000},
+        unknown = record_case(sims, transfer={"to": "12366", "reason": "税务问题"})
+        long_case = record_case(
+            sims,
+            description="详" * 6000,
             transfer={"to": "12345", "reason": "城市管理", "category": "0101"},
         )
         good_orders = [await dispatch(sims) for _ in range(5)]
-        good_cases = [
-            sims.sim12351.record_case(**CASE, transfer={"to": "12345", "reason": "城市管理"})[
-                "case_no"
-            ]
-            for _ in range(5)
-        ]
+        good_cases = [record_case(sims)["case_no"] for _ in range(5)]
 
         sims.sim12345.clock.advance(25 * 3600)
         await agent(sims, cases_from(sims, late)[0]["id"], "reject", reason="非工会职责")

@@ -17,15 +17,11 @@ from harness import (
     start,
     wait_until,
 )
-from sim_actions import agent, dispatch, order_action, unit_action
+from sim_actions import agent, dispatch, order_action, record_case, unit_action
 
 from bridge.demo import Simulators
 
-CASE = {
-    "subject": "宿舍暖气不热",
-    "description": "职工反映宿舍暖气不热。",
-    "district_code": "110105",
-    "service_type": "other",
+SPLIT_CASE = {
     "priority": "alert",
     "worker": {"name": "李某", "phone": "010 6234 5678", "confidential": True},
     "transfer": {"to": "12345", "reason": "城市管理", "category": "0302"},
@@ -45,7 +41,7 @@ async def test_one_node_per_side_completes_both_lifecycles(
             union_node = await start(union, stack)
 
             no = await dispatch(sims, category="0211", urgency="2")
-            case_no = sims.sim12351.record_case(**CASE)["case_no"]
+            case_no = record_case(sims, **SPLIT_CASE)["case_no"]
             case_id = next(c["id"] for c in sims.sim12351.cases.values() if c["case_no"] == case_no)
 
             # 12345 → 12351
