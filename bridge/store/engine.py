@@ -14,6 +14,7 @@ an ``asyncio.Lock``, so they queue in the event loop and not in SQLite.
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any, Final
 
@@ -23,8 +24,10 @@ from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
-from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+from .sqlite import LoopSQLiteEngine
 
 MIGRATIONS_DIR: Final = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_S: Final = 30.0
@@ -58,20 +61,27 @@ def to_async_url(url: str) -> URL:
     )
 
 
-def create_engine(url: str) -> AsyncEngine:
-    """Create the async engine for a config URL; creates the SQLite file's directory."""
+def create_engine(url: str) -> AsyncEngine | LoopSQLiteEngine:
+    """Create the engine for a config URL; creates the SQLite file's directory.
+
+    PostgreSQL: the asyncpg async engine. SQLite: a sync pysqlite engine whose
+    statements run on the event loop's thread (see `bridge.store.sqlite`).
+    """
     async_url = to_async_url(url)
     if async_url.get_backend_name() == "sqlite":
         assert async_url.database is not None
         Path(async_url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = create_async_engine(async_url, connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S})
+        engine = sa.create_engine(
+            async_url.set(drivername="sqlite+pysqlite"),
+            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
+        )
         _configure_sqlite(engine)
-        return engine
+        return LoopSQLiteEngine(engine)
     return create_async_engine(async_url, pool_pre_ping=True)
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
-    @event.listens_for(engine.sync_engine, "connect")
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take BEGIN away from the driver so that _on_begin decides its mode.
         dbapi_connection.isolation_level = None
@@ -84,7 +94,7 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         finally:
             cursor.close()
 
-    @event.listens_for(engine.sync_engine, "begin")
+    @event.listens_for(engine, "begin")
     def _on_begin(conn: Connection) -> None:
         mode = conn.get_execution_options().get(BEGIN_MODE_OPTION, "DEFERRED")
         conn.exec_driver_sql(f"BEGIN {mode}")
@@ -107,12 +117,14 @@ def current_revision(conn: Connection) -> str | None:
     return MigrationContext.configure(conn).get_current_revision()
 
 
-async def migrate(engine: AsyncEngine) -> str | None:
+async def migrate(engine: AsyncEngine | LoopSQLiteEngine) -> str | None:
     """Upgrade the database to head in one transaction; returns the new revision.
 
     Safe to run from several processes at once: PostgreSQL takes a transaction
     advisory lock first, SQLite takes the write lock with ``BEGIN IMMEDIATE``.
     """
+    if isinstance(engine, LoopSQLiteEngine):
+        return await asyncio.to_thread(_upgrade_sqlite, engine.sync_engine)
     async with engine.connect() as conn:
         if conn.dialect.name == "sqlite":
             conn = await conn.execution_options(**{BEGIN_MODE_OPTION: "IMMEDIATE"})
@@ -122,6 +134,13 @@ async def migrate(engine: AsyncEngine) -> str | None:
                     sa.text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY}
                 )
             return await conn.run_sync(_upgrade)
+
+
+def _upgrade_sqlite(engine: Engine) -> str | None:
+    with engine.connect() as conn:
+        conn = conn.execution_options(**{BEGIN_MODE_OPTION: "IMMEDIATE"})
+        with conn.begin():
+            return _upgrade(conn)
 
 
 def _upgrade(conn: Connection) -> str | None:

@@ -40,6 +40,7 @@ from .models import (
     ReferralRow,
     utc_now,
 )
+from .sqlite import LoopSQLiteEngine
 from .tables import referrals
 from .transaction import Tx
 
@@ -47,7 +48,7 @@ from .transaction import Tx
 class Store:
     """The durable store; create it with :meth:`connect`, end it with :meth:`aclose`."""
 
-    def __init__(self, engine: AsyncEngine, *, clock: Clock = utc_now) -> None:
+    def __init__(self, engine: AsyncEngine | LoopSQLiteEngine, *, clock: Clock = utc_now) -> None:
         self._engine = engine
         self._clock = clock
         self._sqlite = engine.dialect.name == "sqlite"
@@ -99,18 +100,23 @@ class Store:
         task = asyncio.current_task()
         if task is not None and task is self._lock_owner:
             raise RuntimeError("store write transactions are not reentrant (SQLite)")
+        assert isinstance(self._engine, LoopSQLiteEngine)
         async with self._write_lock:
             self._lock_owner = task
             try:
-                async with self._engine.connect() as conn:
-                    conn = await conn.execution_options(**{BEGIN_MODE_OPTION: "IMMEDIATE"})
-                    async with conn.begin():
-                        yield conn
+                async with self._engine.transaction(**{BEGIN_MODE_OPTION: "IMMEDIATE"}) as conn:
+                    yield conn  # type: ignore[misc]
             finally:
                 self._lock_owner = None
 
     @contextlib.asynccontextmanager
     async def _read(self) -> AsyncIterator[AsyncConnection]:
+        if isinstance(self._engine, LoopSQLiteEngine):
+            # WAL: a reader sees the last commit and never waits for the writer
+            async with self._engine.connect() as loop_conn:
+                with loop_conn.sync_connection.begin():
+                    yield loop_conn  # type: ignore[misc]
+            return
         async with self._engine.connect() as conn, conn.begin():
             yield conn
 
