@@ -127,11 +127,11 @@ class Applier:
             if last is not None and ref.source_version <= last and not replay:
                 log.debug("snapshot.stale", version=ref.source_version, last=last)
                 return Outcome.ACK
-            await tx.upsert_referral(_row(ref))
             done = await tx.action_keys(ref.referral_id, self.system)
             try:
                 plan = await self.policy.plan(ref, done, tx)
             except MappingError as exc:
+                await tx.upsert_referral(_row(ref))
                 await self._park_in(tx, ref, str(exc), exc.field)
                 await tx.set_last_version(ref.referral_id, ref.source, ref.source_version)
                 return Outcome.ACK
@@ -157,6 +157,7 @@ class Applier:
             return verdict
 
         async with self.store.begin() as tx:
+            await tx.upsert_referral(_row(ref))
             last = await tx.get_last_version(ref.referral_id, ref.source)
             if last is None or ref.source_version > last:
                 await tx.set_last_version(ref.referral_id, ref.source, ref.source_version)
