@@ -15,6 +15,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from .models import Event
 from .tables import events
 
+# Built once, executed with a parameter dict (see tables.per_dialect).
+_ADD_EVENT = sa.insert(events)
+
 
 async def add_event(
     conn: AsyncConnection,
@@ -25,11 +28,14 @@ async def add_event(
     now: datetime,
 ) -> int:
     """Append one event to ``referral_id``'s timeline; returns its id."""
-    result = await conn.execute(
-        sa.insert(events).values(
-            referral_id=referral_id, system=system, kind=kind, detail=detail, at=now
-        )
-    )
+    params = {
+        "referral_id": referral_id,
+        "system": system,
+        "kind": kind,
+        "detail": detail,
+        "at": now,
+    }
+    result = await conn.execute(_ADD_EVENT, params)
     return int(result.inserted_primary_key[0])
 
 

@@ -8,6 +8,7 @@ transaction, so that old or repeated snapshots do nothing.
 from __future__ import annotations
 
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 import sqlalchemy as sa
@@ -16,7 +17,28 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .events import add_event
 from .models import ActionRow, ReferralRow
-from .tables import actions, insert, referrals, source_versions
+from .tables import actions, dialect_insert, per_dialect, referrals, source_versions
+
+# The hot statements are built once and executed with parameter dicts (see
+# tables.per_dialect); the parameter names are the column names.
+_GET_REFERRAL = sa.select(referrals).where(referrals.c.referral_id == sa.bindparam("referral_id"))
+_GET_REFERRAL_FOR_UPDATE = _GET_REFERRAL.with_for_update()
+_GET_IDS = sa.select(referrals.c.ids).where(referrals.c.referral_id == sa.bindparam("referral_id"))
+_GET_LAST_VERSION = sa.select(source_versions.c.version).where(
+    source_versions.c.referral_id == sa.bindparam("referral_id"),
+    source_versions.c.system == sa.bindparam("system"),
+)
+_ACTION_WHERE = (
+    actions.c.referral_id == sa.bindparam("referral_id"),
+    actions.c.system == sa.bindparam("system"),
+    actions.c.key == sa.bindparam("key"),
+)
+_GET_ACTION = sa.select(actions).where(*_ACTION_WHERE)
+_DELETE_ACTION = sa.delete(actions).where(*_ACTION_WHERE)
+_ACTION_KEYS = sa.select(actions.c.key).where(
+    actions.c.referral_id == sa.bindparam("referral_id"),
+    actions.c.system == sa.bindparam("system"),
+)
 
 
 def _referral(row: Row[Any]) -> ReferralRow:
@@ -37,11 +59,54 @@ async def get_referral(
     conn: AsyncConnection, referral_id: str, *, for_update: bool = False
 ) -> ReferralRow | None:
     """One referral, or ``None``. ``for_update`` locks the row on PostgreSQL."""
-    query = sa.select(referrals).where(referrals.c.referral_id == referral_id)
-    if for_update:
-        query = query.with_for_update()
-    row = (await conn.execute(query)).one_or_none()
+    query = _GET_REFERRAL_FOR_UPDATE if for_update else _GET_REFERRAL
+    row = (await conn.execute(query, {"referral_id": referral_id})).one_or_none()
     return None if row is None else _referral(row)
+
+
+def _build_upsert_referral(dialect: str, *, merge_ids: bool) -> Any:
+    """``INSERT … ON CONFLICT (referral_id) DO UPDATE … RETURNING *``.
+
+    ``merge_ids``: the stored ``ids`` and the new ones are merged in SQL (the new
+    entries win per key); otherwise the new ``ids`` replace the stored ones (the
+    caller merged them). ``last_snapshot`` is kept when the ``keep_snapshot``
+    parameter is true: a Python ``None`` is stored as JSON ``null``, not SQL
+    ``NULL``, so ``COALESCE`` cannot tell.
+    """
+    stmt = dialect_insert(dialect, referrals)
+    new = stmt.excluded
+    ids: Any = new.ids
+    if merge_ids and dialect == "postgresql":
+        ids = referrals.c.ids.op("||", return_type=referrals.c.ids.type)(new.ids)  # jsonb
+    elif merge_ids:
+        ids = sa.func.json_patch(referrals.c.ids, new.ids, type_=referrals.c.ids.type)
+    keep_snapshot = sa.bindparam("keep_snapshot", type_=sa.Boolean())
+    return stmt.on_conflict_do_update(
+        index_elements=["referral_id"],
+        set_={
+            "ids": ids,
+            "case_no": sa.func.coalesce(new.case_no, referrals.c.case_no),
+            "early_warning": new.early_warning,
+            "state": new.state,
+            "last_snapshot": sa.case(
+                (keep_snapshot, referrals.c.last_snapshot), else_=new.last_snapshot
+            ),
+            "updated_at": new.updated_at,
+        },
+    ).returning(*referrals.c)
+
+
+_upsert_referral_merging = per_dialect(partial(_build_upsert_referral, merge_ids=True))
+_upsert_referral_replacing = per_dialect(partial(_build_upsert_referral, merge_ids=False))
+
+
+def _json_patch_merges(ids: dict[str, Any]) -> bool:
+    """Whether SQLite's ``json_patch`` (RFC 7396) merges ``ids`` like ``{**old, **ids}``.
+
+    It does unless a new value is ``null`` (which deletes the key) or an object
+    (merged recursively); system ids are strings, so that is the rare fallback.
+    """
+    return not any(value is None or isinstance(value, dict) for value in ids.values())
 
 
 async def upsert_referral(conn: AsyncConnection, row: ReferralRow, now: datetime) -> ReferralRow:
@@ -51,45 +116,30 @@ async def upsert_referral(conn: AsyncConnection, row: ReferralRow, now: datetime
     ``origin_system`` and ``created_at`` are kept, ``case_no`` and
     ``last_snapshot`` are kept when the new row has ``None``, ``state`` and
     ``early_warning`` take the new row's values, and ``updated_at`` is ``now``.
-    The existing row is locked while merging, so concurrent upserts on
-    PostgreSQL lose no ids.
+    One statement (``INSERT … ON CONFLICT DO UPDATE … RETURNING``) that merges in
+    SQL on the locked existing row, so concurrent upserts on PostgreSQL lose no ids.
     """
-    created = row.created_at or now
-    inserted = await conn.execute(
-        insert(conn, referrals)
-        .values(
-            referral_id=row.referral_id,
-            origin_system=row.origin_system,
-            ids=dict(row.ids),
-            case_no=row.case_no,
-            early_warning=row.early_warning,
-            state=row.state,
-            last_snapshot=row.last_snapshot,
-            created_at=created,
-            updated_at=now,
-        )
-        .on_conflict_do_nothing(index_elements=["referral_id"])
-    )
-    if inserted.rowcount == 1:
-        stored = await get_referral(conn, row.referral_id)
-        assert stored is not None
-        return stored
-    old = await get_referral(conn, row.referral_id, for_update=True)
-    assert old is not None
-    values: dict[str, Any] = {
-        "ids": {**old.ids, **row.ids},
-        "case_no": row.case_no if row.case_no is not None else old.case_no,
+    ids = dict(row.ids)
+    stmt = _upsert_referral_merging(conn)
+    if conn.dialect.name == "sqlite" and not _json_patch_merges(ids):
+        # SQLite holds the write lock (BEGIN IMMEDIATE): read, merge here, replace.
+        old = (await conn.execute(_GET_IDS, {"referral_id": row.referral_id})).scalar_one_or_none()
+        if old is not None:
+            ids = {**old, **ids}
+        stmt = _upsert_referral_replacing(conn)
+    params = {
+        "referral_id": row.referral_id,
+        "origin_system": row.origin_system,
+        "ids": ids,
+        "case_no": row.case_no,
         "early_warning": row.early_warning,
         "state": row.state,
-        "last_snapshot": row.last_snapshot if row.last_snapshot is not None else old.last_snapshot,
+        "last_snapshot": row.last_snapshot,
+        "created_at": row.created_at or now,
         "updated_at": now,
+        "keep_snapshot": row.last_snapshot is None,
     }
-    await conn.execute(
-        sa.update(referrals).where(referrals.c.referral_id == row.referral_id).values(**values)
-    )
-    stored = await get_referral(conn, row.referral_id)
-    assert stored is not None
-    return stored
+    return _referral((await conn.execute(stmt, params)).one())
 
 
 async def list_referrals(
@@ -116,34 +166,33 @@ async def list_referrals(
 
 async def get_last_version(conn: AsyncConnection, referral_id: str, system: str) -> int | None:
     """The last source version of ``system`` applied to ``referral_id``, or ``None``."""
-    query = sa.select(source_versions.c.version).where(
-        source_versions.c.referral_id == referral_id, source_versions.c.system == system
+    params = {"referral_id": referral_id, "system": system}
+    return (await conn.execute(_GET_LAST_VERSION, params)).scalar_one_or_none()
+
+
+@per_dialect
+def _set_last_version(dialect: str) -> Any:
+    stmt = dialect_insert(dialect, source_versions)
+    return stmt.on_conflict_do_update(
+        index_elements=["referral_id", "system"],
+        set_={"version": stmt.excluded.version, "updated_at": stmt.excluded.updated_at},
     )
-    return (await conn.execute(query)).scalar_one_or_none()
 
 
 async def set_last_version(
     conn: AsyncConnection, referral_id: str, system: str, version: int, now: datetime
 ) -> None:
     """Store the last applied source version (replaces; the caller compares first)."""
-    stmt = insert(conn, source_versions).values(
-        referral_id=referral_id, system=system, version=version, updated_at=now
-    )
-    stmt = stmt.on_conflict_do_update(
-        index_elements=["referral_id", "system"],
-        set_={"version": stmt.excluded.version, "updated_at": stmt.excluded.updated_at},
-    )
-    await conn.execute(stmt)
+    params = {"referral_id": referral_id, "system": system, "version": version, "updated_at": now}
+    await conn.execute(_set_last_version(conn), params)
 
 
 async def get_action(
     conn: AsyncConnection, referral_id: str, system: str, key: str
 ) -> ActionRow | None:
     """The recorded action with this key, or ``None``."""
-    query = sa.select(actions).where(
-        actions.c.referral_id == referral_id, actions.c.system == system, actions.c.key == key
-    )
-    row = (await conn.execute(query)).one_or_none()
+    params = {"referral_id": referral_id, "system": system, "key": key}
+    row = (await conn.execute(_GET_ACTION, params)).one_or_none()
     if row is None:
         return None
     return ActionRow(
@@ -159,18 +208,21 @@ async def get_action(
 
 async def action_keys(conn: AsyncConnection, referral_id: str, system: str) -> frozenset[str]:
     """The keys of every action recorded for this referral on this system."""
-    query = sa.select(actions.c.key).where(
-        actions.c.referral_id == referral_id, actions.c.system == system
-    )
-    return frozenset((await conn.execute(query)).scalars())
+    params = {"referral_id": referral_id, "system": system}
+    return frozenset((await conn.execute(_ACTION_KEYS, params)).scalars())
 
 
 async def delete_action(conn: AsyncConnection, referral_id: str, system: str, key: str) -> bool:
     """Forget a recorded action (an admin replays what was parked); True if one was."""
-    query = sa.delete(actions).where(
-        actions.c.referral_id == referral_id, actions.c.system == system, actions.c.key == key
+    params = {"referral_id": referral_id, "system": system, "key": key}
+    return (await conn.execute(_DELETE_ACTION, params)).rowcount > 0
+
+
+@per_dialect
+def _record_action(dialect: str) -> Any:
+    return dialect_insert(dialect, actions).on_conflict_do_nothing(
+        index_elements=["referral_id", "system", "key"]
     )
-    return (await conn.execute(query)).rowcount > 0
 
 
 async def record_action(conn: AsyncConnection, row: ActionRow, now: datetime) -> bool:
@@ -180,20 +232,16 @@ async def record_action(conn: AsyncConnection, row: ActionRow, now: datetime) ->
     timeline event (kind = the action's kind).
     """
     at = row.at or now
-    result = await conn.execute(
-        insert(conn, actions)
-        .values(
-            referral_id=row.referral_id,
-            system=row.system,
-            key=row.key,
-            kind=row.kind,
-            outcome=row.outcome,
-            detail=dict(row.detail),
-            at=at,
-        )
-        .on_conflict_do_nothing(index_elements=["referral_id", "system", "key"])
-    )
-    if result.rowcount != 1:
+    params = {
+        "referral_id": row.referral_id,
+        "system": row.system,
+        "key": row.key,
+        "kind": row.kind,
+        "outcome": row.outcome,
+        "detail": dict(row.detail),
+        "at": at,
+    }
+    if (await conn.execute(_record_action(conn), params)).rowcount != 1:
         return False
     detail = {**row.detail, "key": row.key, "outcome": row.outcome}
     await add_event(conn, row.referral_id, row.system, row.kind, detail, at)

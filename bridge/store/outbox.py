@@ -16,20 +16,22 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from .models import OutboxMessage, OutboxRow
 from .tables import outbox
 
+# Built once, executed with a parameter dict (see tables.per_dialect).
+_ENQUEUE = sa.insert(outbox)
+
 
 async def enqueue(conn: AsyncConnection, message: OutboxMessage, now: datetime) -> int:
     """Add a message to the outbox; returns its id (ids increase with time)."""
-    result = await conn.execute(
-        sa.insert(outbox).values(
-            referral_id=message.referral_id,
-            routing_key=message.routing_key,
-            body=bytes(message.body),
-            headers=dict(message.headers),
-            early_warning=message.early_warning,
-            created_at=now,
-            published_at=None,
-        )
-    )
+    params = {
+        "referral_id": message.referral_id,
+        "routing_key": message.routing_key,
+        "body": bytes(message.body),
+        "headers": dict(message.headers),
+        "early_warning": message.early_warning,
+        "created_at": now,
+        "published_at": None,
+    }
+    result = await conn.execute(_ENQUEUE, params)
     return int(result.inserted_primary_key[0])
 
 

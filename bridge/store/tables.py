@@ -8,8 +8,9 @@ zone, hands back aware UTC datetimes like PostgreSQL does.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -191,9 +192,38 @@ def insert(conn: AsyncConnection, table: sa.Table) -> Any:
     Both the SQLite and the PostgreSQL constructs offer ``on_conflict_do_nothing``,
     ``on_conflict_do_update`` and ``excluded`` with the same signatures.
     """
-    name = conn.dialect.name
+    return dialect_insert(conn.dialect.name, table)
+
+
+def dialect_insert(name: str, table: sa.Table) -> Any:
+    """:func:`insert` for a dialect name (``"sqlite"`` or ``"postgresql"``)."""
     if name == "postgresql":
         return postgresql.insert(table)
     if name == "sqlite":
         return sqlite.insert(table)
     raise NotImplementedError(f"no upsert for dialect {name!r}")
+
+
+T = TypeVar("T")
+
+
+def per_dialect(build: Callable[[str], T]) -> Callable[[AsyncConnection], T]:
+    """Build a statement once per dialect (name → statement), then reuse it.
+
+    The hot statements are built once with ``sa.bindparam`` placeholders and
+    executed with a parameter dict: SQLAlchemy memoises a statement object's cache
+    key and finds its compiled form in the engine's cache, so a call costs no
+    statement construction and no cache-key generation.
+    """
+    built: dict[str, T] = {}
+
+    def get(conn: AsyncConnection) -> T:
+        name = conn.dialect.name
+        try:
+            return built[name]
+        except KeyError:
+            stmt = built[name] = build(name)
+            return stmt
+
+    get.__doc__ = build.__doc__
+    return get
