@@ -138,6 +138,10 @@ class Applier:
             except LookupError as exc:
                 log.info("snapshot.deferred", reason=str(exc))
                 return Verdict.retry(str(exc))
+            if all(step.key in done for step in plan):
+                # nothing missing (an echo of our own change, a repeat): settle it here
+                await self._settle(tx, ref)
+                return Outcome.ACK
 
         created: str | None = None
         for step in plan:
@@ -157,12 +161,16 @@ class Applier:
             return verdict
 
         async with self.store.begin() as tx:
-            await tx.upsert_referral(_row(ref))
-            last = await tx.get_last_version(ref.referral_id, ref.source)
-            if last is None or ref.source_version > last:
-                await tx.set_last_version(ref.referral_id, ref.source, ref.source_version)
-        log.info("snapshot.applied", version=ref.source_version, state=ref.state.value)
+            await self._settle(tx, ref)
         return Outcome.ACK
+
+    async def _settle(self, tx: Tx, ref: Referral) -> None:
+        """Record the referral as this snapshot shows it and its version as applied."""
+        await tx.upsert_referral(_row(ref))
+        last = await tx.get_last_version(ref.referral_id, ref.source)
+        if last is None or ref.source_version > last:
+            await tx.set_last_version(ref.referral_id, ref.source, ref.source_version)
+        log.info("snapshot.applied", version=ref.source_version, state=ref.state.value)
 
     async def _perform(self, ref: Referral, step: Step, target: str | None) -> str | Verdict:
         """Perform one step; the native id it concerned, or the verdict to stop with."""

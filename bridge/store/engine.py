@@ -71,16 +71,19 @@ def create_engine(url: str) -> AsyncEngine | LoopSQLiteEngine:
     if async_url.get_backend_name() == "sqlite":
         assert async_url.database is not None
         Path(async_url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(
-            async_url.set(drivername="sqlite+pysqlite"),
-            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
-        )
-        _configure_sqlite(engine)
-        return LoopSQLiteEngine(engine)
+        sync_url = async_url.set(drivername="sqlite+pysqlite")
+        engines = []
+        for busy_timeout_s in (SQLITE_BUSY_TIMEOUT_S, 0.0):  # reads, writes
+            engine = sa.create_engine(
+                sync_url, connect_args={"timeout": busy_timeout_s, "check_same_thread": False}
+            )
+            _configure_sqlite(engine, busy_timeout_s)
+            engines.append(engine)
+        return LoopSQLiteEngine(*engines, wait_s=SQLITE_BUSY_TIMEOUT_S)
     return create_async_engine(async_url, pool_pre_ping=True)
 
 
-def _configure_sqlite(engine: Engine) -> None:
+def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         # Take BEGIN away from the driver so that _on_begin decides its mode.
@@ -88,7 +91,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor = dbapi_connection.cursor()
         try:
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
+            cursor.execute(f"PRAGMA busy_timeout={int(busy_timeout_s * 1000)}")
             cursor.execute("PRAGMA synchronous=FULL")
             cursor.execute("PRAGMA foreign_keys=ON")
         finally:

@@ -4,19 +4,21 @@ Through aiosqlite every statement is a round trip to a worker thread and back th
 the event loop; a write transaction holds the store's write lock (SQLite has one writer)
 across all those round trips, so under load the lock, not SQLite, is the bottleneck.
 Here statements run on the event loop's own thread (an embedded file answers in
-microseconds) through an `AsyncConnection` look-alike, and only what may wait goes to a
-worker thread: `BEGIN IMMEDIATE` (another process may hold the write lock; busy timeout)
-and `COMMIT` (fsync). The store code is the same for both dialects.
+microseconds) through an `AsyncConnection` look-alike. Only `COMMIT` (fsync) goes to a
+worker thread, and waiting for another writer's lock is an `asyncio.sleep`. The store
+code is the same for both dialects.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import OperationalError
 
 T = TypeVar("T")
 
@@ -47,10 +49,18 @@ class LoopConnection:
 
 
 class LoopSQLiteEngine:
-    """A sync SQLite engine handed out as `LoopConnection`s."""
+    """A sync SQLite engine handed out as `LoopConnection`s.
 
-    def __init__(self, engine: Engine) -> None:
+    Writes use their own engine whose connections do not wait for SQLite's write lock
+    (busy timeout 0): when another process or another store on the same file holds it,
+    `BEGIN IMMEDIATE` fails at once and is tried again after an `asyncio.sleep`, so the
+    event loop never blocks on it (and a holder running on the same loop can finish).
+    """
+
+    def __init__(self, engine: Engine, write_engine: Engine, *, wait_s: float) -> None:
         self.sync_engine = engine
+        self.write_engine = write_engine
+        self.wait_s = wait_s
 
     @property
     def dialect(self) -> Any:
@@ -58,6 +68,7 @@ class LoopSQLiteEngine:
 
     async def dispose(self) -> None:
         self.sync_engine.dispose()
+        self.write_engine.dispose()
 
     @contextlib.asynccontextmanager
     async def connect(self) -> AsyncIterator[LoopConnection]:
@@ -66,14 +77,31 @@ class LoopSQLiteEngine:
 
     @contextlib.asynccontextmanager
     async def transaction(self, **options: Any) -> AsyncIterator[LoopConnection]:
-        """One transaction: BEGIN and COMMIT in a worker thread, statements here."""
-        with self.sync_engine.connect() as conn:
-            if options:
-                conn = conn.execution_options(**options)
-            trans = await asyncio.to_thread(conn.begin)
+        """One write transaction: statements here, COMMIT (fsync) in a worker thread.
+        Raises `OperationalError` if the write lock stays taken for `wait_s`."""
+        conn, trans = await self._begin(options)
+        try:
             try:
                 yield LoopConnection(conn)
             except BaseException:
                 trans.rollback()
                 raise
             await asyncio.to_thread(trans.commit)
+        finally:
+            conn.close()
+
+    async def _begin(self, options: dict[str, Any]) -> tuple[Connection, Any]:
+        deadline = time.monotonic() + self.wait_s
+        delay = 0.001
+        while True:
+            conn = self.write_engine.connect()
+            if options:
+                conn = conn.execution_options(**options)
+            try:
+                return conn, conn.begin()
+            except OperationalError as exc:
+                conn.close()
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.05)
