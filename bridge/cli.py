@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import signal
 import sys
 from contextlib import AsyncExitStack
@@ -66,6 +67,10 @@ def check_config(config_path: str) -> None:
             if dumped.get(section) and secret in dumped[section]:
                 dumped[section][secret] = "***"
     dumped["admin"]["tokens"] = sorted(set(dumped["admin"]["tokens"].values()))
+    for section in ("amqp", "store"):
+        dumped[section]["url"] = re.sub(
+            r"://([^:/@]*):[^@]*@", r"://\1:***@", dumped[section]["url"]
+        )
     click.echo(json.dumps(dumped, ensure_ascii=False, indent=2))
 
 

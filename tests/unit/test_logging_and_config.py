@@ -76,3 +76,18 @@ def test_library_logging_is_masked_json_too() -> None:
     line = json.loads(stream.getvalue().strip())
     assert line["level"] == "warning"
     assert "王某某" not in line["event"] and "13812345678" not in line["event"]
+
+
+def test_check_config_hides_every_secret(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from bridge.cli import main
+
+    path = tmp_path / "bridge.toml"
+    text = Path("bridge.example.toml").read_text(encoding="utf-8")
+    path.write_text(text.replace("guest:guest", "bridge:s3cret-pw"), encoding="utf-8")
+    result = CliRunner().invoke(main, ["check-config", "--config", str(path)])
+    assert result.exit_code == 0, result.output
+    for secret in ("s3cret-pw", "demo-secret", "demo-key", "read-token", "operate-token"):
+        assert secret not in result.output
+    assert "bridge:***@" in result.output
