@@ -48,6 +48,18 @@ class LoopConnection:
         return fn(self._conn, *args, **kwargs)
 
 
+async def _finish(commit: asyncio.Future[None]) -> None:
+    """Wait for a COMMIT running in a worker thread, even when cancelled meanwhile: the
+    connection must not go back to the pool (and to the next writer) mid-commit. The
+    cancellation is passed on once the commit has finished."""
+    try:
+        await asyncio.shield(commit)
+    except asyncio.CancelledError:
+        with contextlib.suppress(Exception):
+            await commit
+        raise
+
+
 class LoopSQLiteEngine:
     """A sync SQLite engine handed out as `LoopConnection`s.
 
@@ -86,7 +98,7 @@ class LoopSQLiteEngine:
             except BaseException:
                 trans.rollback()
                 raise
-            await asyncio.to_thread(trans.commit)
+            await _finish(asyncio.ensure_future(asyncio.to_thread(trans.commit)))
         finally:
             conn.close()
 

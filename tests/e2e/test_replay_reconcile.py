@@ -3,6 +3,7 @@ a side and repairs a change the feed never delivered."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -60,6 +61,7 @@ async def test_reconciliation_repairs_a_change_the_feed_missed(
         poller = next(p for p in node.pollers if p.feed == "dispatched")
         task = next(t for t in node.tasks if t.get_name() == poller.name)
         task.cancel()
+        await asyncio.gather(task, return_exceptions=True)  # fully stopped, its tx settled
         await order_action(sims, no, "visit", satisfaction="2")
         later = (datetime.now(UTC) + timedelta(hours=9)).strftime("%Y-%m-%d %H:%M:%S")
         async with node.store.begin() as tx:
