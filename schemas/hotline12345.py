@@ -102,7 +102,7 @@ class Reply(_Model):
 
 class Visit(_Model):
     visitTime: LocalTime | None = None
-    satisfaction: Satisfaction
+    satisfaction: str  # checked by the mapping: an odd code parks the order, not the page
     remark: str | None = None
 
 
@@ -114,16 +114,16 @@ class Order(_Model):
     content: str = ""
     callerName: str | None = None
     callerPhone: str | None = None
-    category: Category
+    category: str  # codes are checked by the mapping (a bad one parks this order only)
     areaCode: str | None = None
     streetCode: str | None = None
     address: str | None = None
-    urgency: Urgency
+    urgency: str
     acceptTime: LocalTime | None = None
     dispatchTime: LocalTime | None = None
     deadline: LocalTime | None = None
     unitCode: str | None = None
-    orderStatus: OrderStatus
+    orderStatus: str
     confidential: bool = False
     reopenCount: int = Field(default=0, ge=0)
     reopenReason: str | None = None

@@ -94,7 +94,7 @@ class Response(_Read):
 
 class Callback(_Read):
     at: AwareDatetime | None = None
-    satisfaction: Satisfaction
+    satisfaction: str  # checked by the mapping: an odd value parks the case, not the page
     note: str | None = None
 
 
@@ -123,19 +123,19 @@ class Case(_Read):
 
     id: str = Field(min_length=1)
     case_no: str = Field(min_length=1)
-    channel: Channel | None = None
+    channel: str | None = None
     created_at: AwareDatetime
     updated_at: AwareDatetime
     version: int = Field(ge=0)
     worker: Worker = Worker()
     district_code: str | None = None
-    level: Level | None = None
-    service_type: ServiceType
-    priority: Priority
+    level: str | None = None
+    service_type: str  # codes are checked by the mapping (a bad one parks this case only)
+    priority: str
     subject: str
     description: str | None = None
     location: str | None = None
-    status: CaseStatus
+    status: str
     response: Response | None = None
     callback: Callback | None = None
     rejection_reason: str | None = None

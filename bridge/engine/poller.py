@@ -8,6 +8,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 import structlog
+from pydantic import ValidationError
 
 from adapters.base import Hotline
 from adapters.errors import AdapterError, Unavailable
@@ -17,6 +18,16 @@ from bridge.store import Store
 from bridge.transport import Topology
 
 log = structlog.get_logger(__name__)
+
+
+def _as_mapping_error(exc: Exception, native_key: str) -> MappingError:
+    if isinstance(exc, MappingError):
+        if exc.case is None:
+            exc.case = native_key
+        return exc
+    if isinstance(exc, ValidationError):
+        return MappingError.from_validation(exc, native_key)
+    return MappingError(type(exc).__name__, None, native_key, "the record could not be mapped")
 
 
 class Poller:
@@ -61,7 +72,9 @@ class Poller:
             for record in page.records:
                 try:
                     intake = await self.policy.take(self.feed, record, tx, read_at)
-                except MappingError as exc:
+                except (MappingError, ValidationError, ValueError, KeyError, TypeError) as exc:
+                    # one record that does not map is parked; the feed goes on
+                    exc = _as_mapping_error(exc, self.policy.native_key(record))
                     await park_record(tx, self.policy, self.feed, record, exc)
                     log.warning(
                         "record.parked",

@@ -41,6 +41,8 @@ def order_to_referral(
         raise ValueError("read_at must be timezone-aware")
     no = order.orderNo
     _check_source_limits(order)
+    if not (len(order.category) == 4 and order.category.isascii() and order.category.isdigit()):
+        raise MappingError("category", order.category, no, "not a 4-digit code")
     created_from_12351 = order.sourceSystem == "12351"
     numbers = {"12345": no}
     if created_from_12351:

@@ -35,7 +35,7 @@ from schemas.canonical import (
     Transfer,
     referral_id,
 )
-from schemas.hotline12351 import DESCRIPTION_MAX, SUBJECT_MAX, Case
+from schemas.hotline12351 import DESCRIPTION_MAX, SERVICE_TYPES, SUBJECT_MAX, Case
 
 
 def concerns_12345(case: Case) -> bool:
@@ -60,6 +60,8 @@ def case_to_referral(case: Case, *, read_at: datetime, tables: MappingTables) ->
         raise ValueError("read_at must be timezone-aware")
     no = case.case_no
     _check_source_limits(case)
+    if case.service_type not in SERVICE_TYPES:
+        raise MappingError("service_type", case.service_type, case.case_no, "unknown value")
     origin_no = _origin_order_no(case)
     from_12345 = origin_no is not None
     transfer = _transfer(case, tables)
@@ -158,7 +160,13 @@ def _callback(case: Case) -> Callback | None:
     if case.callback is None:
         return None
     c = case.callback
-    return Callback(satisfaction=Satisfaction(c.satisfaction), at=c.at, note=c.note)
+    try:
+        satisfaction = Satisfaction(c.satisfaction)
+    except ValueError:
+        raise MappingError(
+            "callback.satisfaction", c.satisfaction, case.case_no, "unknown value"
+        ) from None
+    return Callback(satisfaction=satisfaction, at=c.at, note=c.note)
 
 
 def _extension(case: Case) -> Extension | None:

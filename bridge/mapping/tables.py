@@ -118,6 +118,14 @@ TRANSFER_TARGETS: Final[tuple[str, ...]] = ("12345",)
 """Hotlines a 12351 case may be transferred to through the bridge."""
 
 
+def _known(table: Mapping[str, Any], code: str, field: str) -> Any:
+    """The row of `code`; MappingError (parked) for a code the table does not have."""
+    try:
+        return table[code]
+    except KeyError:
+        raise MappingError(field, code, None, "unknown code") from None
+
+
 def _lookup(table: Mapping[str, Any], status: str, reopen_count: int) -> Any:
     if reopen_count > 0 and status + REOPENED in table:
         return table[status + REOPENED]
@@ -217,7 +225,10 @@ class MappingTables(BaseModel):
     # --- lookups (total where the validator guarantees it) ---
 
     def service_type_for(self, category: str) -> str:
-        """12345 category → 12351 service_type; any other code → the default row."""
+        """12345 category → 12351 service_type; any other 4-digit code → the default row.
+        Raises MappingError for a code that is not 4 digits (malformed: parked)."""
+        if not (len(category) == 4 and category.isascii() and category.isdigit()):
+            raise MappingError("category", category, None, "not a 4-digit code")
         return self.category_to_service_type.get(category, self.default_service_type)
 
     def category_for(self, service_type: str, transfer_category: str | None = None) -> str:
@@ -228,10 +239,10 @@ class MappingTables(BaseModel):
         return self.service_type_to_category.get(service_type, self.default_category)
 
     def priority_for_urgency(self, urgency: str) -> Priority:
-        return self.urgency_to_canonical[urgency]  # type: ignore[index]
+        return _known(self.urgency_to_canonical, urgency, "urgency")
 
     def priority_for_12351(self, priority: str) -> Priority:
-        return self.priority_to_canonical[priority]  # type: ignore[index]
+        return _known(self.priority_to_canonical, priority, "priority")
 
     def urgency_for(self, priority: Priority) -> str:
         return _inverse(self.urgency_to_canonical)[priority]
@@ -240,9 +251,11 @@ class MappingTables(BaseModel):
         return _inverse(self.priority_to_canonical)[priority]
 
     def order_lifecycle(self, status: str, reopen_count: int = 0) -> Lifecycle:
+        _known(self.order_status_to_lifecycle, status, "orderStatus")
         return _lookup(self.order_status_to_lifecycle, status, reopen_count)
 
     def case_lifecycle(self, status: str, reopen_count: int = 0) -> Lifecycle:
+        _known(self.case_status_to_lifecycle, status, "status")
         return _lookup(self.case_status_to_lifecycle, status, reopen_count)
 
     def partner_status_for(self, order_status: str, reopen_count: int = 0) -> str | None:

@@ -1,0 +1,105 @@
+"""A record that does not map is parked with its field and number; the rest of its page
+is recorded and the feed position moves on (one bad record blocks nothing)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from adapters.base import FeedPage
+from bridge.engine.poller import Poller
+from bridge.engine.side12345 import Intake12345
+from bridge.mapping import MappingTables
+from bridge.store import Store
+from bridge.transport import Topology
+from schemas.hotline12345 import Order
+
+
+def order(no: str, **changes: Any) -> Order:
+    data: dict[str, Any] = {
+        "orderNo": no,
+        "title": "拖欠工资",
+        "content": "来电人反映拖欠工资。",
+        "category": "0202",
+        "areaCode": "110108",
+        "urgency": "1",
+        "orderStatus": "10",
+        "dispatchTime": "2026-11-29 09:20:03",
+        "deadline": "2026-12-06 09:20:03",
+        "unitCode": "BJZGH",
+        "updateTime": "2026-11-29 10:00:00",
+    }
+    return Order.model_validate({**data, **changes})
+
+
+class OnePage:
+    system = "12345"
+    feeds = ("dispatched",)
+
+    def __init__(self, records: list[Order]) -> None:
+        self.records = records
+
+    async def read_feed(self, feed: str, position: str | None) -> FeedPage[Order]:
+        return FeedPage(self.records, "after-page-1")
+
+
+@pytest.mark.parametrize(
+    ("bad", "field"),
+    [
+        pytest.param({"urgency": "9"}, "urgency", id="unknown-urgency"),
+        pytest.param({"orderStatus": "99"}, "orderStatus", id="unknown-status"),
+        pytest.param({"category": "02A2"}, "category", id="malformed-category"),
+        pytest.param({"areaCode": "11010"}, "areaCode", id="district-not-6-digits"),
+    ],
+)
+async def test_a_bad_record_is_parked_and_the_page_goes_on(
+    tmp_path: Path, bad: dict[str, Any], field: str
+) -> None:
+    store = await Store.connect(f"sqlite:///{tmp_path / 'ledger.db'}")
+    try:
+        hotline = OnePage([order("BJ-BAD", **bad), order("BJ-GOOD")])
+        poller = Poller(
+            store=store,
+            hotline=hotline,
+            feed="dispatched",  # type: ignore[arg-type]
+            policy=Intake12345(unit_code="BJZGH", tables=MappingTables.default()),
+            topology=Topology("unit"),
+            target="12351",
+            interval_s=1,
+        )
+        forwarded, _ = await poller.poll_once()
+        assert forwarded == 1
+        [letter] = await store.list_dead_letters(status="parked")
+        assert "BJ-BAD" in letter.reason and field in (letter.field or "") + letter.reason
+        assert await store.get_position("12345", "dispatched") == "after-page-1"
+        assert [r.referral_id for r in await store.outbox_pending()] == ["12345:BJ-GOOD"]
+    finally:
+        await store.aclose()
+
+
+def test_odd_12351_codes_are_mapping_errors_naming_the_field() -> None:
+    from datetime import UTC, datetime
+
+    from bridge.errors import MappingError
+    from bridge.mapping import case_to_referral
+    from schemas.hotline12351 import Case
+
+    base = {
+        "id": "c1",
+        "case_no": "12351-2026-0000009",
+        "created_at": "2026-11-29T09:30:00+08:00",
+        "updated_at": "2026-11-29T10:00:00+08:00",
+        "version": 1,
+        "service_type": "legal_aid",
+        "priority": "normal",
+        "subject": "拖欠工资",
+        "status": "transferred",
+        "transfer": {"to": "12345", "reason": "x"},
+    }
+    for field, value in (("service_type", "tax"), ("priority", "urgent"), ("status", "lost")):
+        case = Case.model_validate({**base, field: value})
+        with pytest.raises(MappingError) as caught:
+            case_to_referral(case, read_at=datetime.now(UTC), tables=MappingTables.default())
+        assert caught.value.field == field
