@@ -97,3 +97,16 @@ class ErrorInfo:
     def of(cls, exc: AdapterError) -> ErrorInfo:
         fields = [{"pointer": f.pointer, "detail": f.detail} for f in getattr(exc, "fields", ())]
         return cls(type(exc).__name__, exc.system, exc.detail, fields)
+
+
+def describe_validation(exc: Exception) -> str:
+    """A pydantic ValidationError as field names and messages only: never the input
+    values, which may be personal data (the text ends up in dead-letter reasons)."""
+    errors = getattr(exc, "errors", None)
+    if errors is None:
+        return type(exc).__name__
+    parts = [
+        f"{'.'.join(str(p) for p in e['loc']) or '(root)'}: {e['msg']}"
+        for e in errors(include_input=False, include_url=False)
+    ]
+    return "; ".join(parts)

@@ -11,7 +11,7 @@ import aiohttp
 from pydantic import BaseModel, ValidationError
 
 from adapters.base import Action, ActionResult, FeedPage
-from adapters.errors import Rejected
+from adapters.errors import Rejected, describe_validation
 from adapters.hotline12345.client import SYSTEM, Client12345
 from adapters.hotline12345.config import Hotline12345Config
 from adapters.hotline12345.feed import FeedReader12345
@@ -103,4 +103,4 @@ def _as(model: type[M], body: Any) -> M:
     try:
         return model.model_validate(body.model_dump() if isinstance(body, BaseModel) else body)
     except ValidationError as exc:
-        raise Rejected(SYSTEM, f"invalid {model.__name__}: {exc}") from exc
+        raise Rejected(SYSTEM, f"invalid {model.__name__}: {describe_validation(exc)}") from exc

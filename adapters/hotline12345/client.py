@@ -38,6 +38,7 @@ from adapters.errors import (
     Rejected,
     StatusNotAllowed,
     TransientError,
+    describe_validation,
 )
 from adapters.hotline12345.config import Hotline12345Config
 from adapters.http import request
@@ -244,7 +245,9 @@ def _parse(model: type[M] | Any, data: Any) -> Any:
     try:
         return TypeAdapter(model).validate_python(data)
     except ValidationError as exc:
-        raise Rejected(SYSTEM, f"malformed {getattr(model, '__name__', model)}: {exc}") from exc
+        raise Rejected(
+            SYSTEM, f"malformed {getattr(model, '__name__', model)}: {describe_validation(exc)}"
+        ) from exc
 
 
 def _dump(body: BaseModel) -> dict[str, Any]:

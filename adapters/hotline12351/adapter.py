@@ -9,7 +9,7 @@ import aiohttp
 from pydantic import BaseModel
 
 from adapters.base import Action, ActionResult, FeedPage
-from adapters.errors import Rejected, StaleVersion
+from adapters.errors import Rejected, StaleVersion, describe_validation
 from adapters.hotline12351.client import SYSTEM, Client12351
 from adapters.hotline12351.config import Hotline12351Config
 from adapters.hotline12351.feed import CasesFeedReader
@@ -108,7 +108,7 @@ def _event_body(event: EventRequest) -> BaseModel:
     try:
         return EVENT_BODIES[event.type].model_validate(event.body)
     except ValueError as exc:
-        raise Rejected(SYSTEM, f"invalid {event.type} body: {exc}") from exc
+        raise Rejected(SYSTEM, f"invalid {event.type} body: {describe_validation(exc)}") from exc
 
 
 def _name(value: object) -> str:

@@ -91,3 +91,18 @@ def test_check_config_hides_every_secret(tmp_path: Path) -> None:
     for secret in ("s3cret-pw", "demo-secret", "demo-key", "read-token", "operate-token"):
         assert secret not in result.output
     assert "bridge:***@" in result.output
+
+
+def test_validation_errors_are_described_without_their_input() -> None:
+    from pydantic import BaseModel, ValidationError
+
+    from adapters.errors import describe_validation
+
+    class Worker(BaseModel):
+        phone: int
+
+    try:
+        Worker.model_validate({"phone": "王某 13812345678"})
+    except ValidationError as exc:
+        text = describe_validation(exc)
+    assert text.startswith("phone:") and "13812345678" not in text and "王某" not in text
