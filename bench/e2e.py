@@ -230,6 +230,7 @@ async def _measure(
     if profiler is not None:
         profiler.enable()
     started = time.monotonic()
+    cpu_started = time.process_time()
 
     async def seed() -> None:
         for i, d in enumerate(plan):
@@ -247,6 +248,7 @@ async def _measure(
         if time.monotonic() > deadline:
             break
     await seeding
+    cpu_s = time.process_time() - cpu_started
     if profiler is not None:
         profiler.disable()
     if len(tracker.done) < n:
@@ -269,6 +271,7 @@ async def _measure(
         "p99_ms": pct(every, 99),
         "by_direction": {d: (len(v), pct(v, 50), pct(v, 99)) for d, v in latencies.items() if v},
         "poll_interval_s": settings.bridge.poll_interval_s,
+        "cpu_ms_per_referral": cpu_s * 1000 / n,
     }
 
 
@@ -333,6 +336,10 @@ async def main(args: argparse.Namespace, log_path: Path) -> None:
     for d, (count, p50, p99) in e2e["by_direction"].items():
         arrow = "12345→12351" if d == "12345" else "12351→12345"
         print(f"  {arrow}      n={count} p50 {p50:.0f} ms p99 {p99:.0f} ms")
+    print(
+        f"CPU per referral   {e2e['cpu_ms_per_referral']:.1f} ms (this process, all threads: "
+        "simulators, node, watcher)"
+    )
     print(f"peak RSS           {peak_rss_mb:.1f} MB (whole process: simulators, node, raw)")
     runs = ", ".join(f"{r['msgs_per_s']:.0f}" for r in raw_runs)
     print(f"raw msgs/s         {raw:.1f} (best of {len(raw_runs)}: {runs})")

@@ -13,10 +13,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .models import Event
+from .sqlite import fast
 from .tables import events
 
-# Built once, executed with a parameter dict (see tables.per_dialect).
-_ADD_EVENT = sa.insert(events)
+# Built once, executed with a parameter dict (see tables.per_dialect and sqlite.fast).
+_ADD_EVENT = fast(sa.insert(events))
 
 
 async def add_event(

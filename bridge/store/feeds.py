@@ -14,20 +14,27 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .models import Seen
+from .sqlite import fast
 from .tables import created_index, dialect_insert, feed_positions, feed_seen, per_dialect
 
-# Built once, executed with parameter dicts (see tables.per_dialect).
-_GET_POSITION = sa.select(feed_positions.c.position).where(
-    feed_positions.c.system == sa.bindparam("system"),
-    feed_positions.c.feed == sa.bindparam("feed"),
+# Built once, executed with parameter dicts (see tables.per_dialect and sqlite.fast).
+_GET_POSITION = fast(
+    sa.select(feed_positions.c.position).where(
+        feed_positions.c.system == sa.bindparam("system"),
+        feed_positions.c.feed == sa.bindparam("feed"),
+    )
 )
-_GET_SEEN = sa.select(feed_seen.c.content_hash, feed_seen.c.seq).where(
-    feed_seen.c.system == sa.bindparam("system"),
-    feed_seen.c.native_id == sa.bindparam("native_id"),
+_GET_SEEN = fast(
+    sa.select(feed_seen.c.content_hash, feed_seen.c.seq).where(
+        feed_seen.c.system == sa.bindparam("system"),
+        feed_seen.c.native_id == sa.bindparam("native_id"),
+    )
 )
-_LOOKUP_CREATED = sa.select(created_index.c.native_id).where(
-    created_index.c.system == sa.bindparam("system"),
-    created_index.c.origin_ref == sa.bindparam("origin_ref"),
+_LOOKUP_CREATED = fast(
+    sa.select(created_index.c.native_id).where(
+        created_index.c.system == sa.bindparam("system"),
+        created_index.c.origin_ref == sa.bindparam("origin_ref"),
+    )
 )
 
 

@@ -17,27 +17,37 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .events import add_event
 from .models import ActionRow, ReferralRow
+from .sqlite import fast
 from .tables import actions, dialect_insert, per_dialect, referrals, source_versions
 
 # The hot statements are built once and executed with parameter dicts (see
-# tables.per_dialect); the parameter names are the column names.
-_GET_REFERRAL = sa.select(referrals).where(referrals.c.referral_id == sa.bindparam("referral_id"))
-_GET_REFERRAL_FOR_UPDATE = _GET_REFERRAL.with_for_update()
-_GET_IDS = sa.select(referrals.c.ids).where(referrals.c.referral_id == sa.bindparam("referral_id"))
-_GET_LAST_VERSION = sa.select(source_versions.c.version).where(
-    source_versions.c.referral_id == sa.bindparam("referral_id"),
-    source_versions.c.system == sa.bindparam("system"),
+# tables.per_dialect) and marked for SQLite's fast path (sqlite.fast); the parameter
+# names are the column names.
+_GET_REFERRAL = fast(
+    sa.select(referrals).where(referrals.c.referral_id == sa.bindparam("referral_id"))
+)
+_GET_REFERRAL_FOR_UPDATE = fast(_GET_REFERRAL.with_for_update())
+_GET_IDS = fast(
+    sa.select(referrals.c.ids).where(referrals.c.referral_id == sa.bindparam("referral_id"))
+)
+_GET_LAST_VERSION = fast(
+    sa.select(source_versions.c.version).where(
+        source_versions.c.referral_id == sa.bindparam("referral_id"),
+        source_versions.c.system == sa.bindparam("system"),
+    )
 )
 _ACTION_WHERE = (
     actions.c.referral_id == sa.bindparam("referral_id"),
     actions.c.system == sa.bindparam("system"),
     actions.c.key == sa.bindparam("key"),
 )
-_GET_ACTION = sa.select(actions).where(*_ACTION_WHERE)
+_GET_ACTION = fast(sa.select(actions).where(*_ACTION_WHERE))
 _DELETE_ACTION = sa.delete(actions).where(*_ACTION_WHERE)
-_ACTION_KEYS = sa.select(actions.c.key).where(
-    actions.c.referral_id == sa.bindparam("referral_id"),
-    actions.c.system == sa.bindparam("system"),
+_ACTION_KEYS = fast(
+    sa.select(actions.c.key).where(
+        actions.c.referral_id == sa.bindparam("referral_id"),
+        actions.c.system == sa.bindparam("system"),
+    )
 )
 
 

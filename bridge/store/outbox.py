@@ -14,10 +14,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .models import OutboxMessage, OutboxRow
+from .sqlite import fast
 from .tables import outbox
 
-# Built once, executed with a parameter dict (see tables.per_dialect).
-_ENQUEUE = sa.insert(outbox)
+# Built once, executed with a parameter dict (see tables.per_dialect and sqlite.fast).
+_ENQUEUE = fast(sa.insert(outbox))
 
 
 async def enqueue(conn: AsyncConnection, message: OutboxMessage, now: datetime) -> int:

@@ -11,11 +11,13 @@
 Methods on :class:`Store` itself each run in their own short transaction.
 
 Write serialisation: on SQLite, :meth:`Store.begin` and every writing method
-hold one ``asyncio.Lock`` of this store for the whole transaction. It is not
-reentrant: calling :meth:`begin` or a writing method of the same store inside
-a ``begin()`` block raises :class:`RuntimeError` instead of deadlocking. Reading
-methods take no lock. On PostgreSQL there is no lock; transactions run
-concurrently at READ COMMITTED and :meth:`Tx.get_referral` locks its row.
+run one at a time, and those that queued together share one COMMIT (group
+commit, see :class:`~bridge.store.sqlite.LoopSQLiteEngine`); each returns only
+once its data is durable. It is not reentrant: calling :meth:`begin` or a
+writing method of the same store inside a ``begin()`` block raises
+:class:`RuntimeError` instead of deadlocking. Reading methods take no lock.
+On PostgreSQL there is no lock; transactions run concurrently at READ COMMITTED
+and :meth:`Tx.get_referral` locks its row.
 """
 
 from __future__ import annotations
@@ -52,7 +54,6 @@ class Store:
         self._engine = engine
         self._clock = clock
         self._sqlite = engine.dialect.name == "sqlite"
-        self._write_lock = asyncio.Lock()
         self._lock_owner: asyncio.Task[Any] | None = None
 
     @classmethod
@@ -101,11 +102,10 @@ class Store:
         if task is not None and task is self._lock_owner:
             raise RuntimeError("store write transactions are not reentrant (SQLite)")
         assert isinstance(self._engine, LoopSQLiteEngine)
-        async with self._write_lock:
+        async with self._engine.transaction(**{BEGIN_MODE_OPTION: "IMMEDIATE"}) as conn:
             self._lock_owner = task
             try:
-                async with self._engine.transaction(**{BEGIN_MODE_OPTION: "IMMEDIATE"}) as conn:
-                    yield conn  # type: ignore[misc]
+                yield conn  # type: ignore[misc]
             finally:
                 self._lock_owner = None
 

@@ -17,6 +17,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from .sqlite import fast
+
 
 class UTCDateTime(sa.TypeDecorator[datetime]):
     """Aware UTC datetimes in and out; naive datetimes are refused on the way in.
@@ -213,7 +215,8 @@ def per_dialect(build: Callable[[str], T]) -> Callable[[AsyncConnection], T]:
     The hot statements are built once with ``sa.bindparam`` placeholders and
     executed with a parameter dict: SQLAlchemy memoises a statement object's cache
     key and finds its compiled form in the engine's cache, so a call costs no
-    statement construction and no cache-key generation.
+    statement construction and no cache-key generation. On SQLite the statement is
+    also marked for the fast path (see `bridge.store.sqlite.fast`).
     """
     built: dict[str, T] = {}
 
@@ -223,6 +226,8 @@ def per_dialect(build: Callable[[str], T]) -> Callable[[AsyncConnection], T]:
             return built[name]
         except KeyError:
             stmt = built[name] = build(name)
+            if name == "sqlite":
+                fast(stmt)
             return stmt
 
     get.__doc__ = build.__doc__
