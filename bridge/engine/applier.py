@@ -144,9 +144,9 @@ class Applier:
                 return Outcome.ACK
 
         created: str | None = None
-        for step in plan:
-            if step.key in done:
-                continue
+        todo = [step for step in plan if step.key not in done]
+        settled = False
+        for step in todo:
             if isinstance(step, Hold):
                 await self._hold(ref, step)
                 continue
@@ -154,14 +154,17 @@ class Applier:
             if step.target == "" and created is None:
                 # an event on a case whose create is still unconfirmed: next snapshot
                 return Verdict.retry(f"{step.kind}: the target does not exist yet")
-            verdict = await self._perform(ref, step, target)
+            # The last step records the snapshot as applied in its own transaction.
+            settled = step is todo[-1]
+            verdict = await self._perform(ref, step, target, settle=settled)
             if isinstance(verdict, str):
                 created = created or (verdict if step.target is None else None)
                 continue
             return verdict
 
-        async with self.store.begin() as tx:
-            await self._settle(tx, ref)
+        if not settled:
+            async with self.store.begin() as tx:
+                await self._settle(tx, ref)
         return Outcome.ACK
 
     async def _settle(self, tx: Tx, ref: Referral) -> None:
@@ -172,8 +175,12 @@ class Applier:
             await tx.set_last_version(ref.referral_id, ref.source, ref.source_version)
         log.info("snapshot.applied", version=ref.source_version, state=ref.state.value)
 
-    async def _perform(self, ref: Referral, step: Step, target: str | None) -> str | Verdict:
-        """Perform one step; the native id it concerned, or the verdict to stop with."""
+    async def _perform(
+        self, ref: Referral, step: Step, target: str | None, *, settle: bool = False
+    ) -> str | Verdict:
+        """Perform one step; the native id it concerned, or the verdict to stop with.
+        `settle`: when the step is recorded as done, record the snapshot as applied in
+        the same transaction (its last step: one commit instead of two)."""
         action = AdapterAction(step.kind, _key(ref, step), target, step.body)
         outcome = "applied"
         try:
@@ -223,6 +230,8 @@ class Applier:
                     {"native_id": result.native_id},
                 )
             )
+            if settle:
+                await self._settle(tx, ref)
         log.info("action.applied", kind=step.kind, key=step.key, outcome=outcome)
         return result.native_id
 
