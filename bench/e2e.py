@@ -50,6 +50,7 @@ from typing import Any  # noqa: E402
 
 from adapters.hotline12351.sim_control import random_case  # noqa: E402
 from bench.raw_amqp import DEFAULT_URL, run_raw  # noqa: E402
+from bridge import runtime  # noqa: E402
 from bridge.app import start_node, topology_of  # noqa: E402
 from bridge.config import AmqpConfig, Settings, load_settings  # noqa: E402
 from bridge.demo import Simulators  # noqa: E402
@@ -373,7 +374,7 @@ def run(argv: list[str] | None = None) -> None:
     log_path = Path(tempfile.gettempdir()) / f"hb-bench-{os.getpid()}.log"
     with log_path.open("w", encoding="utf-8") as log_stream:
         configure_logging(args.log_level, stream=log_stream)
-        asyncio.run(main(args, log_path))
+        runtime.run(main(args, log_path))
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from bridge import runtime
 from bridge.config import load_settings
 from bridge.errors import ConfigError
 from bridge.logging import configure_logging
@@ -38,7 +39,7 @@ def run(ctx: click.Context, config_path: str) -> None:
     """Run the daemon in the foreground until SIGTERM or SIGINT."""
     configure_logging(ctx.obj["log_level"])
     settings = _settings_or_exit(config_path)
-    asyncio.run(_run(settings))
+    runtime.run(_run(settings))
 
 
 async def _run(settings) -> None:  # type: ignore[no-untyped-def]
@@ -137,7 +138,7 @@ def simulate(
             click.echo(f"12345 simulator: {sims.url_12345}\n12351 simulator: {sims.url_12351}")
             await _wait_for_signal()
 
-    asyncio.run(serve())
+    runtime.run(serve())
 
 
 @main.command()
@@ -159,7 +160,7 @@ def demo(ctx: click.Context, config_path: str | None, rate: float, seconds: floa
     log_file.parent.mkdir(parents=True, exist_ok=True)
     with log_file.open("a", encoding="utf-8") as stream:
         configure_logging(ctx.obj["log_level"], stream=stream)
-        asyncio.run(run_demo(config_path, rate=rate, seconds=seconds, log_file=log_file))
+        runtime.run(run_demo(config_path, rate=rate, seconds=seconds, log_file=log_file))
 
 
 @main.command()
@@ -169,7 +170,7 @@ def status(config_path: str, referral_id: str | None) -> None:
     """The ledger's figures, or one referral (e.g. 12345:BJ12345-…) with its timeline."""
     from bridge import ops
 
-    _print(asyncio.run(ops.status(_settings_or_exit(config_path), referral_id)))
+    _print(runtime.run(ops.status(_settings_or_exit(config_path), referral_id)))
 
 
 @main.command()
@@ -178,7 +179,7 @@ def reconcile(config_path: str) -> None:
     """Re-read this node's systems now and re-publish what the other side must compare."""
     from bridge import ops
 
-    _print(asyncio.run(ops.reconcile(_settings_or_exit(config_path))))
+    _print(runtime.run(ops.reconcile(_settings_or_exit(config_path))))
 
 
 @main.group("dead-letters")
@@ -194,7 +195,7 @@ def dead_letters_list(config_path: str, letter_status: str, limit: int) -> None:
     from bridge import ops
 
     settings = _settings_or_exit(config_path)
-    _print(asyncio.run(ops.list_dead_letters(settings, letter_status or None, limit)))
+    _print(runtime.run(ops.list_dead_letters(settings, letter_status or None, limit)))
 
 
 @dead_letters.command("replay")
@@ -206,7 +207,7 @@ def dead_letters_replay(config_path: str, letter_ids: tuple[int, ...]) -> None:
     from bridge.engine.replay import ReplayError
 
     try:
-        for line in asyncio.run(ops.replay(_settings_or_exit(config_path), list(letter_ids))):
+        for line in runtime.run(ops.replay(_settings_or_exit(config_path), list(letter_ids))):
             click.echo(line)
     except ReplayError as exc:
         click.echo(f"cannot replay: {exc}", err=True)
@@ -219,7 +220,7 @@ def dead_letters_replay(config_path: str, letter_ids: tuple[int, ...]) -> None:
 def dead_letters_discard(config_path: str, letter_ids: tuple[int, ...]) -> None:
     from bridge import ops
 
-    for line in asyncio.run(ops.discard(_settings_or_exit(config_path), list(letter_ids))):
+    for line in runtime.run(ops.discard(_settings_or_exit(config_path), list(letter_ids))):
         click.echo(line)
 
 
