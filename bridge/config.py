@@ -7,6 +7,7 @@ section of a hotline only if it runs that side (`[bridge] sides`); `check()` say
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any, Literal
 
@@ -121,3 +122,34 @@ def load_settings(path: str | Path | None = None, **overrides: Any) -> Settings:
     result = Settings.model_construct(**{k: getattr(settings, k) for k in Settings.model_fields})
     result.check()
     return result
+
+
+def settings_to_toml(settings: Settings) -> str:
+    """`settings` as a TOML config file that `load_settings` reads back to the same
+    values, secrets included (for handing a config to a daemon process; `[mapping]`
+    overrides are left out)."""
+
+    def table(name: str, values: dict[str, Any]) -> str:
+        lines = [f"[{name}]"]
+        for key, value in values.items():
+            if value is None:
+                continue
+            if isinstance(value, dict):
+                inner = ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in value.items())
+                lines.append(f"{key} = {{ {inner} }}")
+            else:
+                lines.append(f"{key} = {json.dumps(value, ensure_ascii=False)}")
+        return "\n".join(lines)
+
+    data = settings.model_dump(mode="json")
+    # model_dump masks SecretStr values; a config file needs them as they are
+    for section, key in (("hotline12345", "client_secret"), ("hotline12351", "api_key")):
+        secret = getattr(getattr(settings, section), key, None)
+        if secret is not None:
+            data[section][key] = secret.get_secret_value()
+    parts = [
+        table(name, values)
+        for name, values in data.items()
+        if isinstance(values, dict) and values and name != "mapping"
+    ]
+    return "\n\n".join(parts) + "\n"

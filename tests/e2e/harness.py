@@ -22,7 +22,7 @@ import aio_pika
 
 from adapters.retry import RetryPolicy
 from bridge.app import Node, start_node, topology_of
-from bridge.config import Settings, load_settings
+from bridge.config import Settings, load_settings, settings_to_toml
 from bridge.demo import Simulators
 from bridge.transport import Transport
 
@@ -211,32 +211,7 @@ class Daemon:
 
 def write_config(settings: Settings, path: Path) -> None:
     """A TOML file equivalent to `settings` (for a daemon process)."""
-    import json
-
-    def table(name: str, values: dict[str, Any]) -> str:
-        lines = [f"[{name}]"]
-        for key, value in values.items():
-            if value is None:
-                continue
-            if isinstance(value, dict):
-                inner = ", ".join(f"{json.dumps(k)} = {json.dumps(v)}" for k, v in value.items())
-                lines.append(f"{key} = {{ {inner} }}")
-            else:
-                lines.append(f"{key} = {json.dumps(value, ensure_ascii=False)}")
-        return "\n".join(lines)
-
-    data = settings.model_dump(mode="json")
-    # model_dump masks SecretStr values; a config file needs them as they are
-    for section, key in (("hotline12345", "client_secret"), ("hotline12351", "api_key")):
-        secret = getattr(getattr(settings, section), key, None)
-        if secret is not None:
-            data[section][key] = secret.get_secret_value()
-    parts = [
-        table(name, values)
-        for name, values in data.items()
-        if isinstance(values, dict) and values and name != "mapping"
-    ]
-    path.write_text("\n\n".join(parts) + "\n", encoding="utf-8")
+    path.write_text(settings_to_toml(settings), encoding="utf-8")
 
 
 # --- a steady two-way flow and the exactly-once checks (crash and broker tests) ----------

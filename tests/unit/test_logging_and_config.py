@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 import structlog
 
-from bridge.config import load_settings
+from bridge.config import load_settings, settings_to_toml
 from bridge.errors import ConfigError
 from bridge.logging import configure_logging, mask_personal_data
 
@@ -40,9 +40,7 @@ def test_mask_processor_is_pure_on_identifiers() -> None:
 
 def test_config_toml_with_env_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "bridge.toml"
-    path.write_text(
-        Path("bridge.example.toml").read_text(encoding="utf-8"), encoding="utf-8"
-    )
+    path.write_text(Path("bridge.example.toml").read_text(encoding="utf-8"), encoding="utf-8")
     monkeypatch.setenv("BRIDGE_AMQP__URL", "amqp://u:p@broker:5672/")
     monkeypatch.setenv("BRIDGE_BRIDGE__POLL_INTERVAL_S", "0.5")
     settings = load_settings(path)
@@ -106,3 +104,20 @@ def test_validation_errors_are_described_without_their_input() -> None:
     except ValidationError as exc:
         text = describe_validation(exc)
     assert text.startswith("phone:") and "13812345678" not in text and "王某" not in text
+
+
+def test_settings_written_as_toml_read_back_the_same(tmp_path: Path) -> None:
+    example = Path(__file__).resolve().parents[2] / "bridge.example.toml"
+    settings = load_settings(
+        example, bridge={"node_id": "n-1", "sides": ["12345"]}, amqp={"namespace": "ns-x"}
+    )
+    path = tmp_path / "bridge.toml"
+    path.write_text(settings_to_toml(settings), encoding="utf-8")
+
+    again = load_settings(path)
+
+    assert again.model_dump(exclude={"mapping"}) == settings.model_dump(exclude={"mapping"})
+    assert again.bridge.sides == ["12345"] and again.amqp.namespace == "ns-x"
+    assert settings.hotline12345 is not None and again.hotline12345 is not None
+    secret = settings.hotline12345.client_secret.get_secret_value()
+    assert again.hotline12345.client_secret.get_secret_value() == secret != "**********"
