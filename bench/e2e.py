@@ -43,16 +43,18 @@ import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
+from collections.abc import Awaitable, Callable  # noqa: E402
 from contextlib import AsyncExitStack  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
+from functools import partial  # noqa: E402
 from typing import Any  # noqa: E402
 
 from adapters.hotline12351.sim_control import random_case  # noqa: E402
 from bench.raw_amqp import DEFAULT_URL, run_raw  # noqa: E402
 from bridge import runtime  # noqa: E402
 from bridge.app import start_node, topology_of  # noqa: E402
-from bridge.config import AmqpConfig, Settings, load_settings  # noqa: E402
+from bridge.config import AmqpConfig, Settings, load_settings, settings_to_toml  # noqa: E402
 from bridge.demo import Simulators  # noqa: E402
 from bridge.engine.relay import OutboxRelay  # noqa: E402
 from bridge.logging import configure_logging  # noqa: E402
@@ -187,11 +189,22 @@ async def run_e2e(
     watch_s: float,
     bridge_overrides: dict[str, Any],
     profiler: Any = None,
+    node_process: bool = False,
+    log_path: Path | None = None,
+    log_level: str = "info",
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="hb-bench-") as tmp:
         async with Simulators(port_12345=0, port_12351=0, rate_limits=False) as sims:
             settings = bench_settings(sims, url, Path(tmp), bridge_overrides)
+            measure = partial(
+                _measure, Tracker(sims), n_12345, n_12351, rate, timeout_s, watch_s, settings
+            )
             try:
+                if node_process:
+                    config = Path(tmp) / "bridge.toml"
+                    config.write_text(settings_to_toml(settings), encoding="utf-8")
+                    daemon_log = log_path or Path(tmp) / "node.log"
+                    return await _with_daemon(config, daemon_log, log_level, settings, measure)
                 async with AsyncExitStack() as stack:
                     node = await start_node(settings, stack)
                     # Let every poller finish its first (empty) read: startup is not timed.
@@ -200,18 +213,71 @@ async def run_e2e(
                         if time.monotonic() > deadline:
                             raise RuntimeError("the pollers did not start")
                         await asyncio.sleep(0.02)
-                    return await _measure(
-                        Tracker(sims),
-                        n_12345,
-                        n_12351,
-                        rate,
-                        timeout_s,
-                        watch_s,
-                        profiler,
-                        settings,
-                    )
+                    return await measure(profiler=profiler)
             finally:
                 await delete_namespace(settings)
+
+
+async def _with_daemon(
+    config: Path,
+    log_path: Path,
+    log_level: str,
+    settings: Settings,
+    measure: Callable[..., Awaitable[dict[str, Any]]],
+) -> dict[str, Any]:
+    """`hotline-bridge run --config` as its own process (as ops run it), measured from
+    outside: its CPU is read from /proc (utime + stime of the process)."""
+    with log_path.open("ab") as log:
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bridge.cli",
+            "--log-level",
+            log_level,
+            "run",
+            "--config",
+            str(config),
+            stdout=log,
+            stderr=asyncio.subprocess.STDOUT,
+            cwd=ROOT,
+        )
+    try:
+        deadline = time.monotonic() + 30
+        while b'"node.started"' not in log_path.read_bytes():
+            if proc.returncode is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the daemon did not start; see {log_path}")
+            await asyncio.sleep(0.05)
+        # Its pollers read at once on start; one interval more and they have read.
+        await asyncio.sleep(settings.bridge.poll_interval_s + 0.5)
+        cpu_before = process_cpu_s(proc.pid)
+        result = await measure()
+        result["node_cpu_ms_per_referral"] = (
+            (process_cpu_s(proc.pid) - cpu_before) * 1000 / result["n"]
+        )
+        result["node_rss_mb"] = process_peak_rss_mb(proc.pid)
+        return result
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            try:
+                await asyncio.wait_for(proc.wait(), 30)
+            except TimeoutError:
+                proc.kill()
+                await proc.wait()
+
+
+def process_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    utime, stime = int(fields[11]), int(fields[12])  # fields 14 and 15 of stat(5)
+    return (utime + stime) / os.sysconf("SC_CLK_TCK")
+
+
+def process_peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
 
 
 async def _measure(
@@ -221,8 +287,9 @@ async def _measure(
     rate: float,
     timeout_s: float,
     watch_s: float,
-    profiler: Any,
     settings: Settings,
+    *,
+    profiler: Any = None,
 ) -> dict[str, Any]:
     n = n_12345 + n_12351
     plan: list[str] = []  # the two directions interleaved
@@ -294,15 +361,20 @@ async def main(args: argparse.Namespace, log_path: Path) -> None:
     overrides: dict[str, Any] = {}
     if args.poll_interval is not None:
         overrides["poll_interval_s"] = args.poll_interval
-    print(f"load average {load()} (1/5/15 min), {os.cpu_count()} cores; bridge logs {log_path}")
+    node_log_path = log_path.with_suffix(".node.log") if args.node_process else None
+    logs = f"{log_path}" + (f", daemon {node_log_path}" if node_log_path else "")
+    print(f"load average {load()} (1/5/15 min), {os.cpu_count()} cores; bridge logs {logs}")
     print(f"(a) raw aio-pika: n={n} body={body_size} B prefetch={prefetch} window={window}")
     raw_runs = [await run_raw(args.url, n, body_size, prefetch, window)]
     print(f"    run 1: {raw_runs[-1]['msgs_per_s']:.0f} msgs/s   (load {load()})")
 
+    where = "the daemon in its own process" if args.node_process else "one process"
     print(
         f"(b) bridge end to end: n={n} ({n_12345} orders 12345→12351, {n_12351} transfers "
-        f"12351→12345), {'burst' if args.rate <= 0 else f'{args.rate}/s'}"
+        f"12351→12345), {'burst' if args.rate <= 0 else f'{args.rate}/s'}, {where}"
     )
+    if args.node_process and args.profile:
+        raise SystemExit("--profile profiles this process: it cannot with --node-process")
     profiler = None
     if args.profile:
         import cProfile
@@ -317,6 +389,9 @@ async def main(args: argparse.Namespace, log_path: Path) -> None:
         watch_s=args.watch_ms / 1000,
         bridge_overrides=overrides,
         profiler=profiler,
+        node_process=args.node_process,
+        log_path=node_log_path,
+        log_level=args.log_level,
     )
     print(f"    done                         (load {load()})")
     if profiler is not None:
@@ -337,11 +412,16 @@ async def main(args: argparse.Namespace, log_path: Path) -> None:
     for d, (count, p50, p99) in e2e["by_direction"].items():
         arrow = "12345→12351" if d == "12345" else "12351→12345"
         print(f"  {arrow}      n={count} p50 {p50:.0f} ms p99 {p99:.0f} ms")
-    print(
-        f"CPU per referral   {e2e['cpu_ms_per_referral']:.1f} ms (this process, all threads: "
-        "simulators, node, watcher)"
-    )
-    print(f"peak RSS           {peak_rss_mb:.1f} MB (whole process: simulators, node, raw)")
+    if args.node_process:
+        print(f"CPU per referral   {e2e['node_cpu_ms_per_referral']:.1f} ms (the daemon)")
+        print(f"                   {e2e['cpu_ms_per_referral']:.1f} ms (this process: sims)")
+        print(f"peak RSS           {e2e['node_rss_mb']:.1f} MB (the daemon)")
+    else:
+        print(
+            f"CPU per referral   {e2e['cpu_ms_per_referral']:.1f} ms (this process, all "
+            "threads: simulators, node, watcher)"
+        )
+        print(f"peak RSS           {peak_rss_mb:.1f} MB (whole process: simulators, node, raw)")
     runs = ", ".join(f"{r['msgs_per_s']:.0f}" for r in raw_runs)
     print(f"raw msgs/s         {raw:.1f} (best of {len(raw_runs)}: {runs})")
     print(f"load average       {load()}")
@@ -366,6 +446,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--watch-ms", type=float, default=10.0)
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--profile", metavar="FILE", help="cProfile (b) into FILE")
+    parser.add_argument(
+        "--node-process",
+        action="store_true",
+        help="run the bridge as `hotline-bridge run` in its own process (the simulators "
+        "and the watcher stay in this one)",
+    )
     return parser.parse_args(argv)
 
 
