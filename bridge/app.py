@@ -212,6 +212,7 @@ async def start_node(
                 topology=topology,
                 target=PARTNER[system],
                 interval_s=settings.bridge.poll_interval_s,
+                busy_interval_s=settings.bridge.poll_busy_interval_s,
                 max_backoff_s=settings.bridge.poll_max_backoff_s,
                 on_recorded=relay.kick,
             )

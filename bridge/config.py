@@ -55,6 +55,12 @@ class AdminConfig(_Section):
 class BridgeSection(_Section):
     sides: list[Literal["12345", "12351"]] = ["12345", "12351"]
     poll_interval_s: float = Field(default=2.0, gt=0)
+    poll_busy_interval_s: float = Field(
+        default=0.5,
+        gt=0,
+        description="the next read after one that brought something new (at most "
+        "poll_interval_s); 0.5 s keeps a 12345 node's two feeds at 4 requests/s of its 20",
+    )
     poll_max_backoff_s: float = Field(default=60.0, gt=0)
     reconcile_interval_s: float = Field(default=600, gt=0)
     node_id: str | None = Field(default=None, description="defaults to host:pid")

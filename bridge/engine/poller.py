@@ -41,6 +41,7 @@ class Poller:
         topology: Topology,
         target: str,
         interval_s: float,
+        busy_interval_s: float | None = None,
         max_backoff_s: float = 60.0,
         on_recorded: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
@@ -52,6 +53,7 @@ class Poller:
         self.topology = topology
         self.target = target
         self.interval_s = interval_s
+        self.busy_interval_s = min(busy_interval_s or interval_s, interval_s)
         self.max_backoff_s = max_backoff_s
         self.on_recorded = on_recorded
         self.clock = clock
@@ -100,11 +102,15 @@ class Poller:
         return forwarded, page.more
 
     async def run(self) -> None:
-        """Poll until cancelled; back off exponentially while the hotline fails."""
+        """Poll until cancelled; back off exponentially while the hotline fails.
+
+        After a read that brought something new the next one comes after
+        `busy_interval_s` (changes come in runs: the other side's answer to what was
+        just forwarded, the rest of a burst), after a quiet one after `interval_s`."""
         delay = self.interval_s
         while True:
             try:
-                _, more = await self.poll_once()
+                forwarded, more = await self.poll_once()
             except AdapterError as exc:
                 if not self.failing:
                     log.warning(
@@ -129,4 +135,4 @@ class Poller:
             self.last_success = self.clock()
             delay = self.interval_s
             if not more:
-                await asyncio.sleep(self.interval_s)
+                await asyncio.sleep(self.busy_interval_s if forwarded else self.interval_s)

@@ -3,6 +3,7 @@ is recorded and the feed position moves on (one bad record blocks nothing)."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -103,3 +104,46 @@ def test_odd_12351_codes_are_mapping_errors_naming_the_field() -> None:
         with pytest.raises(MappingError) as caught:
             case_to_referral(case, read_at=datetime.now(UTC), tables=MappingTables.default())
         assert caught.value.field == field
+
+
+class Trickle:
+    """A feed with news on its first read only; remembers when it was read."""
+
+    system = "12345"
+    feeds = ("dispatched",)
+
+    def __init__(self) -> None:
+        self.reads: list[float] = []
+        self.third_read = asyncio.Event()
+
+    async def read_feed(self, feed: str, position: str | None) -> FeedPage[Order]:
+        self.reads.append(asyncio.get_running_loop().time())
+        if len(self.reads) == 3:
+            self.third_read.set()
+        records = [order("BJ-1")] if len(self.reads) == 1 else []
+        return FeedPage(records, f"after-read-{len(self.reads)}")
+
+
+async def test_after_news_the_next_read_comes_sooner(tmp_path: Path) -> None:
+    store = await Store.connect(f"sqlite:///{tmp_path / 'ledger.db'}")
+    hotline = Trickle()
+    poller = Poller(
+        store=store,
+        hotline=hotline,  # type: ignore[arg-type]
+        feed="dispatched",
+        policy=Intake12345(unit_code="BJZGH", tables=MappingTables.default()),
+        topology=Topology("unit"),
+        target="12351",
+        interval_s=0.6,
+        busy_interval_s=0.05,
+    )
+    task = asyncio.create_task(poller.run())
+    try:
+        await asyncio.wait_for(hotline.third_read.wait(), 10)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await store.aclose()
+    first, second, third = hotline.reads[:3]
+    assert second - first < 0.3  # news on the first read: the busy interval
+    assert third - second >= 0.55  # nothing new on the second: the quiet interval
