@@ -25,6 +25,21 @@ from bridge.transport.topology import Topology
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 
+async def delete_throwaway(url: str, queue: str, exchange: str) -> None:
+    """Delete a run's queue and exchange on a connection of its own, even after a failed
+    run (whose connections may be gone): a bench leaves nothing on the broker."""
+    try:
+        connection = await aio_pika.connect(url, timeout=10)
+        try:
+            channel = await connection.channel()
+            await channel.queue_delete(queue)
+            await channel.exchange_delete(exchange)
+        finally:
+            await connection.close()
+    except Exception as exc:
+        print(f"could not delete {queue} / {exchange}: {exc!r}; delete them by hand")
+
+
 async def run_raw(
     url: str, n: int, body_size: int, prefetch: int, confirm_window: int
 ) -> dict[str, float | int]:
@@ -91,11 +106,10 @@ async def run_raw(
             await all_received.wait()
         total_s = time.perf_counter() - started
         await queue.cancel(consumer_tag)
-        await consume_channel.queue_delete(queue_name)
-        await publish_channel.exchange_delete(topology.exchange)
     finally:
         await consumer_connection.close()
         await connection.close()
+        await delete_throwaway(url, queue_name, topology.exchange)
     return {
         "n": n,
         "body_size": body_size,

@@ -11,16 +11,39 @@ wait_for() {  # port seconds
   return 1
 }
 
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+
+# RabbitMQ can answer and still be unable to run quorum queues (3.10 after a
+# stop_app/start_app): probe with a real quorum queue round trip when the project's
+# venv exists (bridge/transport/probe.py).
+quorum_queues_work() {
+  [ -x "$ROOT/.venv/bin/python" ] || return 0
+  (cd "$ROOT" && .venv/bin/python -m bridge.transport.probe 2>&1) >&2
+}
+
+ensure_healthy_rabbitmq() {
+  quorum_queues_work && return 0
+  if command -v rabbitmqctl >/dev/null 2>&1; then
+    echo "RabbitMQ cannot run quorum queues; restarting its app…" >&2
+    rabbitmqctl stop_app >/dev/null 2>&1 || true
+    rabbitmqctl start_app >/dev/null 2>&1 || true
+    wait_for 5672 30 && quorum_queues_work && return 0
+  fi
+  echo "ERROR: RabbitMQ on 127.0.0.1:5672 cannot run quorum queues (see above); restart it" \
+    "(rabbitmqctl stop; rabbitmq-server -detached) and run the test command again." >&2
+  return 1
+}
+
 ensure_rabbitmq() {
-  answers 5672 && return 0
+  answers 5672 && { ensure_healthy_rabbitmq; return; }
   echo "RabbitMQ does not answer on 127.0.0.1:5672; trying to start it…" >&2
   if command -v rabbitmqctl >/dev/null 2>&1; then
     rabbitmqctl start_app >/dev/null 2>&1 || true
-    wait_for 5672 10 && return 0
+    wait_for 5672 10 && { ensure_healthy_rabbitmq; return; }
   fi
   if command -v rabbitmq-server >/dev/null 2>&1; then
     rabbitmq-server -detached >/dev/null 2>&1 || true
-    wait_for 5672 60 && return 0
+    wait_for 5672 60 && { ensure_healthy_rabbitmq; return; }
   fi
   cat >&2 <<'MSG'
 ERROR: the tests need RabbitMQ (3.10 or later) on 127.0.0.1:5672 with guest/guest.

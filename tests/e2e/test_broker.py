@@ -28,6 +28,7 @@ from harness import (
 
 from bridge.app import Node, topology_of
 from bridge.demo import Simulators
+from bridge.transport.probe import restart_app_until_healthy
 
 PID = re.compile(r"<rabbit@[^>]+>")
 
@@ -78,8 +79,9 @@ async def broker_answers() -> bool:
 
 
 async def restore_broker() -> None:
-    """`start_app` (idempotent) and wait until 5672 answers AMQP again."""
-    await rabbitmqctl("start_app", timeout=120)
+    """`start_app` (idempotent), and the app restarted until it runs quorum queues again
+    (`bridge.transport.probe`): RabbitMQ 3.10 has come back from `start_app` unable to."""
+    await restart_app_until_healthy(AMQP_URL)
     await wait_until(broker_answers, 60, what="RabbitMQ answering on 5672")
 
 

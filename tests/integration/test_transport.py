@@ -28,6 +28,7 @@ from bridge.transport import (
     Transport,
     Verdict,
 )
+from bridge.transport.probe import ProbeFailed, restart_app_until_healthy, round_trip
 
 AMQP_URL = os.environ.get("BRIDGE_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 TransportFactory = Callable[..., Awaitable[Transport]]
@@ -447,9 +448,24 @@ async def test_broker_restart_loses_nothing(connect: TransportFactory) -> None:
         await eventually(lambda: not transport.connected, timeout_s=10)
         assert not await transport.ping()
     finally:
-        await asyncio.to_thread(rabbitmqctl, "start_app")
+        # start_app, and restarted until it runs quorum queues again (bridge.transport.probe)
+        await restart_app_until_healthy(AMQP_URL)
     await eventually(lambda: transport.connected, timeout_s=30)
     for i in range(20):
         await transport.publish_snapshot("12351", f"R-{i}", i % 2 == 0, b"{}", f"after-{i}")
     await eventually(lambda: len(counts) == 40, timeout_s=20)
     assert await transport.ping()
+
+
+async def test_probe_round_trips_a_quorum_queue_and_leaves_nothing() -> None:
+    def probe_queues() -> list[str]:
+        listing = rabbitmqctl("list_queues", "name", "-q", "--no-table-headers")
+        return [q for q in listing.split() if q.startswith("hb-probe-")]
+
+    await round_trip(AMQP_URL)
+    assert probe_queues() == []
+
+
+async def test_probe_says_which_step_failed() -> None:
+    with pytest.raises(ProbeFailed, match=r"^connect: "):
+        await round_trip("amqp://guest:guest@127.0.0.1:1/", timeout_s=5)
