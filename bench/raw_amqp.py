@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import time
 import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
 import aio_pika
 
@@ -40,17 +43,23 @@ async def delete_throwaway(url: str, queue: str, exchange: str) -> None:
         print(f"could not delete {queue} / {exchange}: {exc!r}; delete them by hand")
 
 
-async def run_raw(
-    url: str, n: int, body_size: int, prefetch: int, confirm_window: int
-) -> dict[str, float | int]:
-    """Publish n messages (confirmed, window-bounded) and consume them with acks.
+@dataclass(frozen=True)
+class BenchQueue:
+    """A throwaway quorum queue with the bridge's work-queue arguments, bound to a topic
+    exchange; published to on a confirming channel, consumed on a channel with the
+    given prefetch, each on a connection of its own (one socket each, as the bridge)."""
 
-    Returns the settings and `msgs_per_s` (n / time from first publish to last ack).
-    """
-    topology = Topology(f"bench-raw-{uuid.uuid4().hex[:8]}", targets=("bench",), shards=1)
+    exchange: aio_pika.abc.AbstractExchange
+    queue: aio_pika.abc.AbstractQueue
+    routing_key: str
+
+
+@contextlib.asynccontextmanager
+async def throwaway_queue(url: str, prefix: str, prefetch: int) -> AsyncIterator[BenchQueue]:
+    """A `BenchQueue` in a namespace of its own, deleted at exit even after a failure."""
+    topology = Topology(f"{prefix}-{uuid.uuid4().hex[:8]}", targets=("bench",), shards=1)
     queue_name = topology.work_queue("bench", "normal", 0)
     routing_key = topology.binding_key("bench", "normal", 0)
-    # Publisher and consumer on connections of their own: one socket each.
     connection = await aio_pika.connect_robust(url)
     consumer_connection = await aio_pika.connect_robust(url)
     try:
@@ -64,7 +73,22 @@ async def run_raw(
             queue_name, durable=True, arguments=topology.work_queue_arguments()
         )
         await queue.bind(topology.exchange, routing_key)
+        yield BenchQueue(exchange, queue, routing_key)
+    finally:
+        await consumer_connection.close()
+        await connection.close()
+        await delete_throwaway(url, queue_name, topology.exchange)
 
+
+async def run_raw(
+    url: str, n: int, body_size: int, prefetch: int, confirm_window: int
+) -> dict[str, float | int]:
+    """Publish n messages (confirmed, window-bounded) and consume them with acks.
+
+    Returns the settings and `msgs_per_s` (n / time from first publish to last ack).
+    """
+    async with throwaway_queue(url, "bench-raw", prefetch) as bench:
+        exchange, queue, routing_key = bench.exchange, bench.queue, bench.routing_key
         body = (b"x" * body_size)[:body_size]
         received = 0
         all_received = asyncio.Event()
@@ -106,10 +130,6 @@ async def run_raw(
             await all_received.wait()
         total_s = time.perf_counter() - started
         await queue.cancel(consumer_tag)
-    finally:
-        await consumer_connection.close()
-        await connection.close()
-        await delete_throwaway(url, queue_name, topology.exchange)
     return {
         "n": n,
         "body_size": body_size,
