@@ -35,10 +35,12 @@ if str(ROOT) not in sys.path:  # `python bench/e2e.py` from anywhere
 
 import argparse  # noqa: E402
 import asyncio  # noqa: E402
+import contextlib  # noqa: E402
 import inspect  # noqa: E402
 import math  # noqa: E402
 import os  # noqa: E402
 import resource  # noqa: E402
+import sqlite3  # noqa: E402
 import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -50,6 +52,8 @@ from datetime import UTC, datetime  # noqa: E402
 from functools import partial  # noqa: E402
 from typing import Any  # noqa: E402
 
+from adapters.hotline12345.adapter import Hotline12345  # noqa: E402
+from adapters.hotline12351.adapter import Hotline12351  # noqa: E402
 from adapters.hotline12351.sim_control import random_case  # noqa: E402
 from bench.raw_amqp import DEFAULT_URL, run_raw  # noqa: E402
 from bridge import runtime  # noqa: E402
@@ -242,13 +246,13 @@ async def _with_daemon(
             cwd=ROOT,
         )
     try:
+        # Started when every poller has read once: each feed has a position in the store
+        # (whatever the daemon's log level).
         deadline = time.monotonic() + 30
-        while b'"node.started"' not in log_path.read_bytes():
+        while feeds_read(settings) < len(Hotline12345.feeds) + len(Hotline12351.feeds):
             if proc.returncode is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the daemon did not start; see {log_path}")
             await asyncio.sleep(0.05)
-        # Its pollers read at once on start; one interval more and they have read.
-        await asyncio.sleep(settings.bridge.poll_interval_s + 0.5)
         cpu_before = process_cpu_s(proc.pid)
         result = await measure()
         result["node_cpu_ms_per_referral"] = (
@@ -264,6 +268,16 @@ async def _with_daemon(
             except TimeoutError:
                 proc.kill()
                 await proc.wait()
+
+
+def feeds_read(settings: Settings) -> int:
+    """How many feeds have a position in the node's SQLite store (0 before it exists)."""
+    path = settings.store.url.removeprefix("sqlite:///")
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+            return int(db.execute("SELECT count(*) FROM feed_positions").fetchone()[0])
+    except sqlite3.Error:  # not created or not migrated yet
+        return 0
 
 
 def process_cpu_s(pid: int) -> float:
