@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from keyword import iskeyword
 from typing import Any, NamedTuple, TypeVar
 
+import structlog
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import (
     DBAPIError,
@@ -32,6 +33,8 @@ from sqlalchemy.exc import (
 
 T = TypeVar("T")
 S = TypeVar("S")
+
+log = structlog.get_logger(__name__)
 
 
 class LoopConnection:
@@ -285,6 +288,19 @@ class _FastStatement:
             return self.prepared[keys]
         except KeyError:
             pass
+        try:
+            prepared = self._prepare(dialect, keys)
+        except Exception as exc:  # SQLAlchemy's internals moved: its own path still works
+            log.warning("store.fast_path_unavailable", error=repr(exc))
+            prepared = None
+        self.prepared[keys] = prepared
+        return prepared
+
+    def _prepare(self, dialect: Any, keys: tuple[str, ...]) -> _Prepared | None:
+        """The statement's SQL, parameter order and SQLAlchemy's own type processors.
+        Uses SQLAlchemy internals (`_bind_processors`, `_result_columns`,
+        `_cached_result_processor`, SQLAlchemy 2.0/2.1); any failure here means
+        "use SQLAlchemy's path"."""
         compiled = self.statement.compile(dialect=dialect, column_keys=list(keys))
         prepared: _Prepared | None = None
         if compiled.positiontup is not None and not compiled.post_compile_params:
@@ -304,7 +320,6 @@ class _FastStatement:
                         column.type._cached_result_processor(dialect, None) for column in columns
                     ),
                 )
-        self.prepared[keys] = prepared
         return prepared
 
 

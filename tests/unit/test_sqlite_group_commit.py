@@ -15,8 +15,10 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
+from structlog.testing import capture_logs
 
 from bridge.store import ActionRow, OutboxMessage, Store, outbox
+from bridge.store import sqlite as sqlite_module
 from bridge.store.sqlite import LoopSQLiteEngine
 
 
@@ -177,3 +179,22 @@ async def test_fast_path_reports_constraint_errors_as_sqlalchemy_does(store: Sto
             await tx.enqueue(msg("r8"))
             await tx.connection.execute(outbox._ENQUEUE, params)
     assert [m.id for m in await store.outbox_pending(10)] == [7]
+
+
+async def test_fast_path_falls_back_to_sqlalchemy_when_it_cannot_prepare(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    entry = sqlite_module._FAST[id(outbox._ENQUEUE)]
+    monkeypatch.setattr(entry, "prepared", {})  # nothing cached: prepare again
+
+    def moved_internals(*_: object) -> None:
+        raise AttributeError("'SQLCompiler' object has no attribute '_bind_processors'")
+
+    monkeypatch.setattr(entry, "_prepare", moved_internals)
+    with capture_logs() as logs:
+        async with store.begin() as tx:
+            await tx.enqueue(msg("r1"))
+
+    assert [m.referral_id for m in await store.outbox_pending(10)] == ["r1"]
+    assert [e["event"] for e in logs] == ["store.fast_path_unavailable"]
+    assert None in entry.prepared.values()  # decided once: SQLAlchemy's path from now on
