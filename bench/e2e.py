@@ -45,12 +45,15 @@ import statistics  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import uuid  # noqa: E402
-from collections.abc import Awaitable, Callable  # noqa: E402
+from collections.abc import AsyncIterator, Awaitable, Callable  # noqa: E402
 from contextlib import AsyncExitStack  # noqa: E402
 from dataclasses import dataclass, field  # noqa: E402
 from datetime import UTC, datetime  # noqa: E402
 from functools import partial  # noqa: E402
 from typing import Any  # noqa: E402
+
+import asyncpg  # noqa: E402
+from sqlalchemy.engine import make_url  # noqa: E402
 
 from adapters.hotline12345.adapter import Hotline12345  # noqa: E402
 from adapters.hotline12351.adapter import Hotline12351  # noqa: E402
@@ -163,16 +166,40 @@ def pct(values: list[float], q: float) -> float:
 
 
 def bench_settings(
-    sims: Simulators, url: str, store_dir: Path, overrides: dict[str, Any]
+    sims: Simulators, url: str, store_url: str, overrides: dict[str, Any]
 ) -> Settings:
     namespace = f"hb-bench-{uuid.uuid4().hex[:10]}"
     return load_settings(
         None,
         amqp={"url": url, "namespace": namespace},
-        store={"url": f"sqlite:///{store_dir / 'bridge.db'}"},
+        store={"url": store_url},
         bridge=overrides,
         **sims.config_sections(),
     )
+
+
+@contextlib.asynccontextmanager
+async def store_url(tmp: Path, postgres_admin_url: str | None) -> AsyncIterator[str]:
+    """SQLite in `tmp` (the default), or a throwaway PostgreSQL database (`hb_bench_…`)
+    created through `postgres_admin_url` and dropped afterwards."""
+    if postgres_admin_url is None:
+        yield f"sqlite:///{tmp / 'bridge.db'}"
+        return
+    admin = make_url(postgres_admin_url)
+    name = f"hb_bench_{uuid.uuid4().hex[:10]}"
+    await _pg_execute(postgres_admin_url, f'CREATE DATABASE "{name}"')
+    try:
+        yield admin.set(database=name).render_as_string(hide_password=False)
+    finally:
+        await _pg_execute(postgres_admin_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _pg_execute(url: str, statement: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
 
 
 async def delete_namespace(settings: Settings) -> None:
@@ -196,10 +223,14 @@ async def run_e2e(
     node_process: bool = False,
     log_path: Path | None = None,
     log_level: str = "info",
+    postgres_admin_url: str | None = None,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="hb-bench-") as tmp:
-        async with Simulators(port_12345=0, port_12351=0, rate_limits=False) as sims:
-            settings = bench_settings(sims, url, Path(tmp), bridge_overrides)
+        async with (
+            store_url(Path(tmp), postgres_admin_url) as store,
+            Simulators(port_12345=0, port_12351=0, rate_limits=False) as sims,
+        ):
+            settings = bench_settings(sims, url, store, bridge_overrides)
             measure = partial(
                 _measure, Tracker(sims), n_12345, n_12351, rate, timeout_s, watch_s, settings
             )
@@ -249,7 +280,7 @@ async def _with_daemon(
         # Started when every poller has read once: each feed has a position in the store
         # (whatever the daemon's log level).
         deadline = time.monotonic() + 30
-        while feeds_read(settings) < len(Hotline12345.feeds) + len(Hotline12351.feeds):
+        while await feeds_read(settings) < len(Hotline12345.feeds) + len(Hotline12351.feeds):
             if proc.returncode is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"the daemon did not start; see {log_path}")
             await asyncio.sleep(0.05)
@@ -270,14 +301,27 @@ async def _with_daemon(
                 await proc.wait()
 
 
-def feeds_read(settings: Settings) -> int:
-    """How many feeds have a position in the node's SQLite store (0 before it exists)."""
-    path = settings.store.url.removeprefix("sqlite:///")
+async def feeds_read(settings: Settings) -> int:
+    """How many feeds have a position in the node's store (0 before it is migrated)."""
+    query = "SELECT count(*) FROM feed_positions"
+    url = settings.store.url
+    if url.startswith("sqlite"):
+        path = url.removeprefix("sqlite:///")
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
+                return int(db.execute(query).fetchone()[0])
+        except sqlite3.Error:  # not created or not migrated yet
+            return 0
     try:
-        with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as db:
-            return int(db.execute("SELECT count(*) FROM feed_positions").fetchone()[0])
-    except sqlite3.Error:  # not created or not migrated yet
+        conn = await asyncpg.connect(url)
+    except (OSError, asyncpg.PostgresError):
         return 0
+    try:
+        return int(await conn.fetchval(query))
+    except asyncpg.PostgresError:  # not migrated yet
+        return 0
+    finally:
+        await conn.close()
 
 
 def process_cpu_s(pid: int) -> float:
@@ -383,6 +427,7 @@ async def main(args: argparse.Namespace, log_path: Path) -> None:
     print(f"    run 1: {raw_runs[-1]['msgs_per_s']:.0f} msgs/s   (load {load()})")
 
     where = "the daemon in its own process" if args.node_process else "one process"
+    where += ", PostgreSQL store" if args.postgres else ", SQLite store"
     print(
         f"(b) bridge end to end: n={n} ({n_12345} orders 12345→12351, {n_12351} transfers "
         f"12351→12345), {'burst' if args.rate <= 0 else f'{args.rate}/s'}, {where}"
@@ -406,6 +451,7 @@ async def main(args: argparse.Namespace, log_path: Path) -> None:
         node_process=args.node_process,
         log_path=node_log_path,
         log_level=args.log_level,
+        postgres_admin_url=args.postgres,
     )
     print(f"    done                         (load {load()})")
     if profiler is not None:
@@ -460,6 +506,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--watch-ms", type=float, default=10.0)
     parser.add_argument("--log-level", default="info")
     parser.add_argument("--profile", metavar="FILE", help="cProfile (b) into FILE")
+    parser.add_argument(
+        "--postgres",
+        nargs="?",
+        const="postgresql://postgres@127.0.0.1:5432/postgres",
+        metavar="ADMIN_URL",
+        help="store on PostgreSQL: a throwaway database created through ADMIN_URL "
+        "(default: %(const)s) and dropped afterwards; without it, SQLite",
+    )
     parser.add_argument(
         "--node-process",
         action="store_true",
