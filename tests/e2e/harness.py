@@ -7,6 +7,7 @@ Assertions are made on what the simulators hold (the ground truth).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import os
 import socket
 import subprocess
@@ -19,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import aio_pika
+import asyncpg
+from sqlalchemy.engine import make_url
 
 from adapters.retry import RetryPolicy
 from bridge.app import Node, start_node, topology_of
@@ -27,7 +30,57 @@ from bridge.demo import Simulators
 from bridge.transport import Transport
 
 AMQP_URL = os.environ.get("HB_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
+POSTGRES_ADMIN_URL = os.environ.get(
+    "HB_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
 ROOT = Path(__file__).resolve().parents[2]
+
+
+class Stores:
+    """Where `settings_for` puts a node's store: a SQLite file in the test's directory,
+    or (`kind = "postgres"`) a database of its own on the local PostgreSQL, created
+    here and dropped by `drop_all()` when the test ends (the `e2e_store` fixture)."""
+
+    def __init__(self) -> None:
+        self.kind = "sqlite"
+        self.databases: list[str] = []
+
+    def url(self, tmp_path: Path, name: str) -> str:
+        if self.kind == "sqlite":
+            return f"sqlite:///{tmp_path / name}"
+        database = f"hb_e2e_{uuid.uuid4().hex[:10]}"
+        _in_thread(_pg_execute(POSTGRES_ADMIN_URL, f'CREATE DATABASE "{database}"'))
+        self.databases.append(database)
+        return make_url(POSTGRES_ADMIN_URL).set(database=database).render_as_string(False)
+
+    def drop_all(self) -> None:
+        while self.databases:
+            drop = f'DROP DATABASE IF EXISTS "{self.databases.pop()}" WITH (FORCE)'
+            _in_thread(_pg_execute(POSTGRES_ADMIN_URL, drop))
+
+
+STORES = Stores()
+
+
+async def _pg_execute(url: str, statement: str) -> None:
+    try:
+        conn = await asyncpg.connect(url, timeout=10)
+    except (OSError, asyncpg.PostgresError) as exc:
+        raise AssertionError(
+            f"PostgreSQL does not answer at {make_url(url).host} ({type(exc).__name__}); "
+            "the e2e tests on the PostgreSQL store need it (scripts/services.sh ensure "
+            "starts it), or deselect them with -m 'not postgres'."
+        ) from exc
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+def _in_thread(work: Awaitable[None]) -> None:
+    """Run a coroutine to completion from sync code that may sit in a running loop."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, work).result()  # type: ignore[arg-type]
 
 
 async def require_broker() -> None:
@@ -61,7 +114,7 @@ def settings_for(
             "retry_delays_s": (1, 2, 4),
             "publish_timeout_s": 5,
         },
-        "store": {"url": f"sqlite:///{tmp_path / store_name}"},
+        "store": {"url": STORES.url(tmp_path, store_name)},
         "bridge": {
             "sides": sides,
             "poll_interval_s": 0.2,
