@@ -68,6 +68,8 @@ class Poller:
         """Read one page and record it; returns (records forwarded, more to read)."""
         position = await self.store.get_position(self.hotline.system, self.feed)
         page = await self.hotline.read_feed(self.feed, position)
+        if not page.records and page.position == position:
+            return 0, page.more  # nothing new and nowhere to move: no transaction, no fsync
         read_at = self.clock()
         forwarded = 0
         async with self.store.begin() as tx:

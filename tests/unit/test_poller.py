@@ -147,3 +147,35 @@ async def test_after_news_the_next_read_comes_sooner(tmp_path: Path) -> None:
     first, second, third = hotline.reads[:3]
     assert second - first < 0.3  # news on the first read: the busy interval
     assert third - second >= 0.55  # nothing new on the second: the quiet interval
+
+
+class Quiet:
+    """A feed with nothing new: the same position back every time."""
+
+    system = "12345"
+    feeds = ("dispatched",)
+
+    async def read_feed(self, feed: str, position: str | None) -> FeedPage[Order]:
+        return FeedPage([], "mark-1")
+
+
+async def test_a_quiet_read_writes_nothing(tmp_path: Path) -> None:
+    store = await Store.connect(f"sqlite:///{tmp_path / 'ledger.db'}")
+    try:
+        poller = Poller(
+            store=store,
+            hotline=Quiet(),  # type: ignore[arg-type]
+            feed="dispatched",
+            policy=Intake12345(unit_code="BJZGH", tables=MappingTables.default()),
+            topology=Topology("unit"),
+            target="12351",
+            interval_s=1,
+        )
+        await poller.poll_once()  # the first read moves the position: one commit
+        assert await store.get_position("12345", "dispatched") == "mark-1"
+        commits = store._engine.commits  # type: ignore[union-attr]
+        for _ in range(3):
+            assert await poller.poll_once() == (0, False)
+        assert store._engine.commits == commits  # type: ignore[union-attr]
+    finally:
+        await store.aclose()
