@@ -75,12 +75,14 @@ def create_engine(url: str) -> AsyncEngine | LoopSQLiteEngine:
         engines = []
         for busy_timeout_s in (SQLITE_BUSY_TIMEOUT_S, 0.0):  # reads, writes
             engine = sa.create_engine(
-                sync_url, connect_args={"timeout": busy_timeout_s, "check_same_thread": False}
+                sync_url,
+                connect_args={"timeout": busy_timeout_s, "check_same_thread": False},
+                hide_parameters=True,  # statement errors carry no values (personal data)
             )
             _configure_sqlite(engine, busy_timeout_s)
             engines.append(engine)
         return LoopSQLiteEngine(*engines, wait_s=SQLITE_BUSY_TIMEOUT_S)
-    return create_async_engine(async_url, pool_pre_ping=True)
+    return create_async_engine(async_url, pool_pre_ping=True, hide_parameters=True)
 
 
 def _configure_sqlite(engine: Engine, busy_timeout_s: float) -> None:

@@ -340,7 +340,7 @@ def _run_fast(conn: Connection, prepared: _Prepared, parameters: dict[str, Any])
             raw = cursor.fetchall() if prepared.row is not None else []
         except sqlite3.Error as exc:
             raise DBAPIError.instance(
-                prepared.sql, args, exc, sqlite3.Error, dialect=conn.dialect
+                prepared.sql, args, exc, sqlite3.Error, hide_parameters=True, dialect=conn.dialect
             ) from exc
         rows = [
             prepared.row._make(  # type: ignore[attr-defined]

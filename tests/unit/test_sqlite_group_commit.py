@@ -174,11 +174,24 @@ async def test_fast_path_reports_constraint_errors_as_sqlalchemy_does(store: Sto
     }
     async with store.begin() as tx:
         await tx.connection.execute(outbox._ENQUEUE, params)
-    with pytest.raises(sa.exc.IntegrityError):
+    with pytest.raises(sa.exc.IntegrityError) as raised:
         async with store.begin() as tx:
             await tx.enqueue(msg("r8"))
             await tx.connection.execute(outbox._ENQUEUE, params)
     assert [m.id for m in await store.outbox_pending(10)] == [7]
+    # the values (personal data, in other tables) stay out of the error's text
+    assert "r7" not in str(raised.value) and "hidden" in str(raised.value)
+
+
+async def test_errors_through_sqlalchemy_hide_their_values_too(store: Store) -> None:
+    insert = sa.text("INSERT INTO feed_seen VALUES (:s, :n, :h, 1, '2026-11-29 08:00:00')")
+    values = {"s": "12345", "n": "王某 13812345678", "h": "h"}
+    async with store.begin() as tx:
+        await tx.connection.execute(insert, values)
+    with pytest.raises(sa.exc.IntegrityError) as raised:
+        async with store.begin() as tx:
+            await tx.connection.execute(insert, values)
+    assert "13812345678" not in str(raised.value)
 
 
 async def test_fast_path_falls_back_to_sqlalchemy_when_it_cannot_prepare(
