@@ -9,6 +9,7 @@ This is the only module that names concrete adapters: a third partner hotline is
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import socket
 from collections.abc import Callable, Coroutine
@@ -34,6 +35,7 @@ from bridge.engine.side12351 import Apply12351, Intake12351
 from bridge.mapping import MappingTables
 from bridge.reconcile import Reconciler
 from bridge.store import DeadLetterIn, Store
+from bridge.supervisor import Supervisor
 from bridge.transport import Delivery, Topology, Transport
 
 log = structlog.get_logger(__name__)
@@ -101,12 +103,16 @@ class Node:
     pollers: list[Poller]
     relay: OutboxRelay
     node_id: str
+    supervisor: Supervisor
     reconciler: Reconciler | None = None
-    tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     paused: set[str] = field(default_factory=set)
+    probe_interval_s: float = 2.0
+    """Between two pings of a paused hotline: cheap (under 1 % of 12345's budget) and
+    short, so that a recovery is noticed within seconds, not at a back-off step later."""
 
-    def spawn(self, name: str, coro: Coroutine[Any, Any, Any]) -> None:
-        self.tasks.append(asyncio.create_task(_guarded(name, coro), name=name))
+    def spawn(self, name: str, factory: Callable[[], Coroutine[Any, Any, Any]]) -> None:
+        """Run a background task under the node's supervisor (restarted if it crashes)."""
+        self.supervisor.spawn(name, factory)
 
     async def pause_target(self, system: str) -> None:
         """A hotline is unavailable: stop consuming its queues (no attempts spent) and
@@ -116,30 +122,27 @@ class Node:
         self.paused.add(system)
         await self.transport.pause(system)
         log.warning("upstream.unavailable", system=system, consumers="paused")
-        self.spawn(f"probe.{system}", self._probe(system))
+        self.spawn(f"probe.{system}", functools.partial(self._probe, system))
 
     async def _probe(self, system: str) -> None:
-        delay = 2.0
+        """Ping every `probe_interval_s` (the rate budget is shared with everything else)
+        until the hotline answers, then resume its consumers; a resume that fails (the
+        broker channel is being restored) is tried again, so a target never stays paused
+        after its hotline is back. What waited goes within seconds of the recovery."""
         while True:
-            await asyncio.sleep(delay)
+            await asyncio.sleep(self.probe_interval_s)
             try:
                 await self.sides[system].hotline.ping()
             except AdapterError:
-                delay = min(delay * 2, 30.0)
+                continue
+            try:
+                await self.transport.resume(system)
+            except Exception as exc:
+                log.warning("consumers.resume_failed", system=system, error=type(exc).__name__)
                 continue
             self.paused.discard(system)
-            await self.transport.resume(system)
             log.info("upstream.recovered", system=system, consumers="resumed")
             return
-
-
-async def _guarded(name: str, coro: Coroutine[Any, Any, Any]) -> None:
-    try:
-        await coro
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception("task.crashed", task=name)
 
 
 async def start_node(
@@ -169,14 +172,9 @@ async def start_node(
     await transport.declare()
 
     relay = OutboxRelay(store=store, transport=transport)
-    node = Node(settings, store, transport, sides, {}, [], relay, node_id)
-
-    async def cancel_tasks() -> None:
-        for task in node.tasks:
-            task.cancel()
-        await asyncio.gather(*node.tasks, return_exceptions=True)
-
-    stack.push_async_callback(cancel_tasks)
+    supervisor = Supervisor(crash_exit_after_s=settings.bridge.crash_exit_after_s)
+    node = Node(settings, store, transport, sides, {}, [], relay, node_id, supervisor)
+    stack.push_async_callback(supervisor.aclose)
 
     policy = retry_policy or RetryPolicy(deadline_s=settings.bridge.attempt_timeout_s)
     for system, side in sides.items():
@@ -200,8 +198,8 @@ async def start_node(
         interval_s=settings.bridge.reconcile_interval_s,
         on_recorded=relay.kick,
     )
-    node.spawn("relay", relay.run())
-    node.spawn("reconciler", node.reconciler.run())
+    node.spawn("relay", relay.run)
+    node.spawn("reconciler", node.reconciler.run)
     for system, side in sides.items():
         for feed in side.hotline.feeds:
             poller = Poller(
@@ -217,7 +215,7 @@ async def start_node(
                 on_recorded=relay.kick,
             )
             node.pollers.append(poller)
-            node.spawn(poller.name, poller.run())
+            node.spawn(poller.name, poller.run)
     log.info("node.started", node_id=node_id, sides=list(sides))
     return node
 

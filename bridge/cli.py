@@ -50,11 +50,18 @@ async def _run(settings) -> None:  # type: ignore[no-untyped-def]
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     async with AsyncExitStack() as stack:
-        await start_node(settings, stack)
-        await stop.wait()
+        node = await start_node(settings, stack)
+        stopped = asyncio.ensure_future(stop.wait())
+        failed = asyncio.ensure_future(node.supervisor.failed.wait())
+        await asyncio.wait({stopped, failed}, return_when=asyncio.FIRST_COMPLETED)
+        stopped.cancel()
+        failed.cancel()
         import structlog
 
-        structlog.get_logger("bridge").info("node.stopping")
+        structlog.get_logger("bridge").info("node.stopping", failure=node.supervisor.failure)
+    if node.supervisor.failure is not None:
+        # a task kept crashing: exit non-zero so that the service manager restarts us
+        raise SystemExit(1)
 
 
 @main.command("check-config")

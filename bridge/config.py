@@ -61,11 +61,23 @@ class BridgeSection(_Section):
         description="the next read after one that brought something new (at most "
         "poll_interval_s); 0.5 s keeps a 12345 node's two feeds at 4 requests/s of its 20",
     )
-    poll_max_backoff_s: float = Field(default=60.0, gt=0)
+    poll_max_backoff_s: float = Field(
+        default=10.0,
+        gt=0,
+        description="the longest wait between reads of a failing feed: short, so that a "
+        "feed goes on within seconds of its hotline's recovery (two 12345 feeds at 10 s "
+        "are 0.2 requests/s)",
+    )
     reconcile_interval_s: float = Field(default=600, gt=0)
     node_id: str | None = Field(default=None, description="defaults to host:pid")
     handler_name: str = "12351职工服务热线"
     attempt_timeout_s: float = Field(default=30.0, gt=0)
+    crash_exit_after_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="a background task that keeps crashing for longer than this makes the "
+        "process exit non-zero, so that the service manager starts a clean one",
+    )
 
     @field_validator("sides")
     @classmethod

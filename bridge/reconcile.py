@@ -103,7 +103,4 @@ class Reconciler:
         while True:
             await asyncio.sleep(self.interval_s)
             if await self.store.try_acquire_lease(lease, self.node_id, self.interval_s * 2):
-                try:
-                    await self.run_once("periodic")
-                except Exception:
-                    log.exception("reconciliation.crashed")
+                await self.run_once("periodic")  # a crash: the supervisor restarts the task

@@ -1,5 +1,5 @@
 """A feed poller: reads one feed of one hotline and records what it read (intake) in the
-same transaction as the new position. Backs off on failure; never skips."""
+same transaction as the new position. Backs off while its hotline fails; never skips."""
 
 from __future__ import annotations
 
@@ -104,7 +104,9 @@ class Poller:
         return forwarded, page.more
 
     async def run(self) -> None:
-        """Poll until cancelled; back off exponentially while the hotline fails.
+        """Poll until cancelled; back off exponentially (up to `max_backoff_s`, or the
+        hotline's `Retry-After`) while the hotline fails. Anything else that fails (the
+        store) ends the task: the node's supervisor logs it and starts it again.
 
         After a read that brought something new the next one comes after
         `busy_interval_s` (changes come in runs: the other side's answer to what was
@@ -125,11 +127,6 @@ class Poller:
                 self.failing = True
                 delay = min(max(delay * 2, self.interval_s), self.max_backoff_s)
                 await asyncio.sleep(getattr(exc, "retry_after", None) or delay)
-                continue
-            except Exception:
-                log.exception("poller.failed", system=self.hotline.system, feed=self.feed)
-                delay = min(max(delay * 2, self.interval_s), self.max_backoff_s)
-                await asyncio.sleep(delay)
                 continue
             if self.failing:
                 log.info("upstream.recovered", system=self.hotline.system, feed=self.feed)

@@ -61,13 +61,9 @@ class OutboxRelay:
         return len(ids)
 
     async def run(self) -> None:
+        """Relay until cancelled; a store failure ends the task (the supervisor restarts it)."""
         while True:
-            try:
-                count = await self.relay_once()
-            except Exception:
-                log.exception("relay.failed")
-                await asyncio.sleep(1.0)
-                continue
+            count = await self.relay_once()
             if count < self.batch:
                 self._wake.clear()
                 try:

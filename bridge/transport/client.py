@@ -217,7 +217,7 @@ class Transport:
                 await queue.bind(
                     self.topology.exchange, self.topology.binding_key(target, priority, shard)
                 )
-                subscription = Subscription(queue, process)
+                subscription = Subscription(queue, process, self._closing)
                 consumers.subscriptions[name] = subscription
                 if not consumers.paused:
                     await subscription.start()

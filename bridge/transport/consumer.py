@@ -9,9 +9,15 @@ handler's outcome:
 - PARK  → publish (confirmed) to parking with the reason, then ack;
 - the handler raising → RETRY.
 
-Never nack-with-requeue: that would put the message back at the head of its
-shard. If the retry/park publish cannot be confirmed the message is left
-unacked; it comes again once its channel closes.
+Never nack-with-requeue for a failure of the work: that would put the message
+back at the head of its shard. If the retry/park copy cannot be published
+(bounded: `_PUBLISH_ATTEMPTS`), or settling itself raises (a bug, a retry
+exchange deleted under us), the message is given back to its queue (nack with
+requeue, after a pause): the quorum queue counts that delivery, and past
+`x-delivery-limit` the broker dead-letters it to parking, where it becomes a
+dead letter in the store. So no message waits unacked until its channel
+closes, and every path ends in done or parked. A message whose channel has
+closed is left alone: the broker delivers it again.
 """
 
 from __future__ import annotations
@@ -44,6 +50,8 @@ log = structlog.get_logger(__name__)
 _MAX_REASON = 1000
 _BACKOFF_START_S = 0.5
 _BACKOFF_MAX_S = 15.0
+_PUBLISH_ATTEMPTS = 4
+_GIVE_BACK_PAUSE_S = 1.0
 
 Process = Callable[[AbstractIncomingMessage], Awaitable[None]]
 
@@ -81,11 +89,13 @@ async def settle(
                 }
                 exchange = topology.retry_name(delay)
                 if not await _publish(message, publisher, exchange, delivery, headers, closing):
+                    await give_back(message, closing)
                     return
                 log.info("retry.scheduled", delay_s=delay, next_attempt=delivery.attempt + 1)
         if verdict.outcome is Outcome.PARK:
             headers = dict(delivery.headers) | {PARK_REASON_HEADER: verdict.reason[:_MAX_REASON]}
             if not await _publish(message, publisher, topology.parking, delivery, headers, closing):
+                await give_back(message, closing)
                 return
             log.warning("message.parked")
         await ack(message)
@@ -110,6 +120,21 @@ async def deliver_parked(
                 backoff = min(backoff * 2, _BACKOFF_MAX_S)
         log.info("parked_message.stored")
         await ack(message)
+
+
+async def give_back(message: AbstractIncomingMessage, closing: asyncio.Event) -> None:
+    """Return a message we could not settle to its queue (counted by the broker against
+    `x-delivery-limit`, so this ends in parking at worst); nothing to do when its channel
+    has closed (the broker delivers it again) or the node is stopping."""
+    if _channel_closed(message) or closing.is_set():
+        return
+    await asyncio.sleep(_GIVE_BACK_PAUSE_S)  # not a hot loop at the head of the shard
+    try:
+        await message.nack(requeue=True)
+    except Exception as exc:
+        log.warning("nack.failed", error=type(exc).__name__)
+    else:
+        log.warning("message.given_back")
 
 
 async def ack(message: AbstractIncomingMessage) -> None:
@@ -138,9 +163,10 @@ async def _publish(
     headers: dict[str, object],
     closing: asyncio.Event,
 ) -> bool:
-    """Publish a retry/park copy; keep trying while the original is still ours."""
+    """Publish a retry/park copy, a bounded number of times while the original is still
+    ours; False when it could not be published."""
     backoff = _BACKOFF_START_S
-    while True:
+    for attempt in range(1, _PUBLISH_ATTEMPTS + 1):
         try:
             await publisher.publish(
                 exchange,
@@ -150,12 +176,14 @@ async def _publish(
                 headers=headers,
             )
             return True
-        except PublishError as exc:
-            log.warning("settle.publish_failed", exchange=exchange, reason=exc.reason.value)
-            if _channel_closed(message) or closing.is_set():
-                return False  # left unacked: the broker delivers it again
+        except Exception as exc:  # PublishError, or the channel refusing (404 exchange)
+            reason = exc.reason.value if isinstance(exc, PublishError) else type(exc).__name__
+            log.warning("settle.publish_failed", exchange=exchange, reason=reason)
+            if attempt == _PUBLISH_ATTEMPTS or _channel_closed(message) or closing.is_set():
+                return False
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, _BACKOFF_MAX_S)
+    return False
 
 
 def _channel_closed(message: AbstractIncomingMessage) -> bool:
@@ -175,9 +203,12 @@ class Subscription:
     skipped (the broker delivers them again).
     """
 
-    def __init__(self, queue: AbstractRobustQueue, process: Process) -> None:
+    def __init__(
+        self, queue: AbstractRobustQueue, process: Process, closing: asyncio.Event | None = None
+    ) -> None:
         self.queue = queue
         self._process = process
+        self._closing = closing or asyncio.Event()
         self._inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         self._running = asyncio.Event()
         self._idle = asyncio.Event()
@@ -242,7 +273,8 @@ class Subscription:
             self._idle.clear()
             try:
                 await self._process(message)
-            except Exception:  # never let one message stop the shard
-                log.exception("consumer.process_failed", queue=self.queue.name)
+            except Exception as exc:  # never let one message stop the shard, or hang
+                log.error("settle.failed", queue=self.queue.name, error=type(exc).__name__)
+                await give_back(message, self._closing)
             finally:
                 self._idle.set()

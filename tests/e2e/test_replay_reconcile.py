@@ -3,7 +3,6 @@ a side and repairs a change the feed never delivered."""
 
 from __future__ import annotations
 
-import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -59,9 +58,7 @@ async def test_reconciliation_repairs_a_change_the_feed_missed(
 
         # the 12345 feed loses the visit: its reader is stopped and its mark moved on
         poller = next(p for p in node.pollers if p.feed == "dispatched")
-        task = next(t for t in node.tasks if t.get_name() == poller.name)
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)  # fully stopped, its tx settled
+        await node.supervisor.stop(poller.name)  # fully stopped, its tx settled
         await order_action(sims, no, "visit", satisfaction="2")
         later = (datetime.now(UTC) + timedelta(hours=9)).strftime("%Y-%m-%d %H:%M:%S")
         async with node.store.begin() as tx:
@@ -70,7 +67,7 @@ async def test_reconciliation_repairs_a_change_the_feed_missed(
                 "dispatched",
                 json.dumps({"v": 1, "mark": later, "seen": {}, "closed": True}),
             )
-        node.spawn(poller.name, poller.run())
+        node.spawn(poller.name, poller.run)
         assert cases_from(sims, no)[0]["status"] == "responded"
 
         assert node.reconciler is not None

@@ -469,3 +469,35 @@ async def test_probe_round_trips_a_quorum_queue_and_leaves_nothing() -> None:
 async def test_probe_says_which_step_failed() -> None:
     with pytest.raises(ProbeFailed, match=r"^connect: "):
         await round_trip("amqp://guest:guest@127.0.0.1:1/", timeout_s=5)
+
+
+async def test_a_settle_that_raises_ends_in_parking_not_a_hung_message(
+    connect: TransportFactory,
+) -> None:
+    """The retry exchange is gone (deleted under us): the retry copy cannot be published
+    and settling fails. The message is given back, counted by the broker, and parked past
+    the delivery limit: never left unacked until its channel closes."""
+    transport = await connect(new_topology(delivery_limit=2))
+    parked: list[Delivery] = []
+    attempts: list[int] = []
+
+    async def flaky(delivery: Delivery) -> Verdict:
+        attempts.append(delivery.attempt)
+        return Verdict.retry("upstream 500")
+
+    async def store(delivery: Delivery) -> None:
+        parked.append(delivery)
+
+    connection = await aio_pika.connect(AMQP_URL)
+    async with connection:
+        channel = await connection.channel()
+        await channel.exchange_delete(transport.topology.retry_name(1))
+    await transport.drain_parking(store)
+    await transport.consume("12345", flaky)
+    await transport.publish_snapshot("12345", "R-unsettled", False, b"{}", "m-u")
+    await eventually(lambda: len(parked) == 1, timeout_s=60)
+    assert parked[0].message_id == "m-u"
+    assert parked[0].park_reason == "dead-lettered by the broker: delivery_limit"
+    assert len(attempts) == 3  # delivered, given back twice, then parked by the broker
+    name = transport.topology.work_queue("12345", "normal", transport.topology.shard_of("R-u"))
+    assert await queue_depth(name) == 0
