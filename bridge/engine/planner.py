@@ -6,11 +6,13 @@ deterministic idempotency key of the action for this referral (a reply is keyed 
 reopen round it answers, so a reopened order gets a new reply).
 
 Decisions taken here (ARCHITECTURE.md "Flows"):
-- 12345 side, 12345-origin referral (snapshot read from 12351): sign once the case exists;
+- 12345 side, 12345-origin referral (snapshot read from 12351): sign once the case exists
+  (unless the order was first seen signed: intake then records `sign` as done);
   an `extension_request` before any reply becomes one extension call; a response becomes
   the reply of its round; a rejection, or the case marked `transferred` back, becomes a
   return (退单); a case the union closed without ever responding is parked (a reply
-  needs content).
+  needs content), unless 12345 had withdrawn the order (`WITHDRAWN` in the ledger):
+  then nothing at all is planned.
 - 12345 side, 12351-origin referral (a transferred case): create the order, once.
 - 12351 side, 12345-origin referral (a dispatched order): create the case (not for an
   order already withdrawn); then a granted extension → `partner_update extended`; a
@@ -84,6 +86,10 @@ def plan_12345(
         return plan
 
     assert order_no is not None, "a 12345-origin referral always names its order"
+    if WITHDRAWN in done:
+        # 12345 withdrew the order: it takes no action any more, and the case the union
+        # then closes (as 12351 does on `withdrawn`) needs no reply: no false alarm.
+        return plan
     plan.append(Step("sign", "sign", order_no, to12345.sign_request(handler)))
     round_ = ref.reopen_count
     returned = ref.state is Lifecycle.RETURNED
@@ -164,6 +170,10 @@ def plan_12351(
         )
     return plan
 
+
+WITHDRAWN = "withdrawn_at_12345"
+"""Ledger key the 12345 intake records when it reads an order of the union's in status
+70: from then on the 12345 side plans nothing for that referral."""
 
 ONCE_PER_ORDER = frozenset({"extended", "closed", "returned", "withdrawn"})
 """Partner statuses an order reaches at most once (one extension per order, and the

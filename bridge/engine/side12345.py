@@ -9,7 +9,7 @@ from typing import Any, Final
 from adapters.base import Hotline
 from adapters.errors import AdapterError
 from bridge.engine.intake import Intake, content_hash
-from bridge.engine.planner import Plan, Step, plan_12345
+from bridge.engine.planner import WITHDRAWN, Plan, Step, plan_12345
 from bridge.mapping import MappingTables, order_to_referral
 from bridge.store import ActionRow, Tx
 from schemas.canonical import Referral
@@ -18,6 +18,9 @@ from schemas.hotline12345 import Order
 SYSTEM: Final = "12345"
 ANSWERED: Final = frozenset({"30", "40", "50", "60", "70"})
 NOT_FORWARDED: Final = "not_forwarded"
+SIGNED_OUTSIDE: Final = "already_signed"
+"""Outcome of the `sign` step recorded at intake for an order first seen signed (20/25):
+someone signed it in the 12345 UI; 12345 would refuse a second sign (40002)."""
 
 
 class Intake12345:
@@ -72,6 +75,23 @@ class Intake12345:
             return Intake(ref, forward=False)
         if await tx.get_action(ref.referral_id, SYSTEM, NOT_FORWARDED) is not None:
             return Intake(ref, forward=False)
+        if feed == "dispatched" and seen is None and record.orderStatus != "10":
+            await tx.record_action(
+                ActionRow(
+                    ref.referral_id,
+                    SYSTEM,
+                    "sign",
+                    "sign",
+                    SIGNED_OUTSIDE,
+                    {"first_seen_status": record.orderStatus},
+                )
+            )
+        if feed == "dispatched" and record.orderStatus == "70":
+            # 12345 withdrew the order: nothing more may be done to it at 12345 (sign,
+            # reply, return are refused), whatever the 12351 case does next.
+            await tx.record_action(
+                ActionRow(ref.referral_id, SYSTEM, WITHDRAWN, WITHDRAWN, "recorded", {})
+            )
         return Intake(ref)
 
 
