@@ -34,7 +34,7 @@ class AmqpConfig(_Section):
     shards: int = Field(default=4, ge=1, le=64)
     prefetch: int = Field(default=32, ge=1)
     publish_timeout_s: float = Field(default=10.0, gt=0)
-    retry_delays_s: tuple[int, ...] = (10, 60, 600, 1800)
+    retry_delays_s: tuple[int, ...] = (2, 10, 60, 300, 900, 1800)
     delivery_limit: int = Field(default=20, ge=1)
 
 

@@ -29,10 +29,10 @@ from adapters.errors import (
     AdapterError,
     Conflict,
     ErrorInfo,
+    RateLimited,
     StaleVersion,
     StatusNotAllowed,
     TransientError,
-    Unavailable,
 )
 from adapters.retry import RetryPolicy, retrying
 from bridge.engine.intake import REPLAY_HEADER
@@ -207,7 +207,10 @@ class Applier:
             if exc.ambiguous and target is not None and await self._confirmed(step, target, exc):
                 result, outcome = ActionResult(native_id=target), "already_applied"
             else:
-                if isinstance(exc, Unavailable) and self.on_unavailable is not None:
+                if not isinstance(exc, RateLimited) and self.on_unavailable is not None:
+                    # A run of errors outlived the in-process retries: pause the target
+                    # so that what waits for it spends no attempts, and probe it; what
+                    # waited then goes as soon as it answers again.
                     await self.on_unavailable(self.system)
                 log.warning("action.deferred", kind=step.kind, error=type(exc).__name__)
                 return Verdict.retry(f"{step.kind}: {exc}")

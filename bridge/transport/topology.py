@@ -46,7 +46,7 @@ class Topology:
     namespace: str = "hotline-bridge"
     targets: tuple[str, ...] = ("12345", "12351")
     shards: int = 4
-    retry_delays_s: tuple[int, ...] = (10, 60, 600, 1800)
+    retry_delays_s: tuple[int, ...] = (2, 10, 60, 300, 900, 1800)
     delivery_limit: int = 20
     version: str = "v1"
 

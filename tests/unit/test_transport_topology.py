@@ -13,10 +13,18 @@ def test_committed_definitions_equal_generated() -> None:
     assert DEFINITIONS_PATH.read_text(encoding="utf-8") == render(Topology())
 
 
+def test_the_default_ladder_starts_short_and_spans_the_maintenance_window() -> None:
+    """A single transient failure costs seconds; what keeps failing is retried for
+    longer than 12351's 30-minute maintenance window before it is parked."""
+    delays = Topology().retry_delays_s
+    assert delays[0] <= 2
+    assert sum(delays) > 30 * 60
+
+
 def test_definitions_cover_default_layout() -> None:
     doc = definitions(Topology())
     queues = {q["name"]: q["arguments"] for q in doc["queues"]}
-    assert len(queues) == 2 * 2 * 4 + 4 + 1
+    assert len(queues) == 2 * 2 * 4 + 6 + 1  # work queues, the retry ladder, parking
     assert queues["hotline-bridge.to-12351.alert.3"] == {
         "x-queue-type": "quorum",
         "x-single-active-consumer": True,
@@ -25,8 +33,8 @@ def test_definitions_cover_default_layout() -> None:
         "x-dead-letter-strategy": "at-least-once",
         "x-overflow": "reject-publish",
     }
-    retry = queues["hotline-bridge.retry.600s.v1"]
-    assert retry["x-message-ttl"] == 600_000
+    retry = queues["hotline-bridge.retry.300s.v1"]
+    assert retry["x-message-ttl"] == 300_000
     assert retry["x-dead-letter-exchange"] == "hotline-bridge.referrals"
     assert "x-dead-letter-routing-key" not in retry
     assert json.loads(render(Topology())) == json.loads(json.dumps(doc))
