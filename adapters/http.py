@@ -10,6 +10,9 @@ What it decides for both hotlines:
 - 401 → `AuthError`.
 Every other status is returned as a `Response` for the client to read its own way
 (12345 envelopes, 12351 problem documents).
+
+With a `budget` (`adapters.ratelimit.RequestBudget`), the call waits for its turn before
+it is sent, and a 429 tells the budget to slow every caller of that hotline down.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from typing import Any
 import aiohttp
 
 from adapters.errors import AuthError, RateLimited, TransientError, Unavailable
+from adapters.ratelimit import RequestBudget
 
 
 @dataclass(frozen=True)
@@ -63,9 +67,13 @@ async def request(
     url: str,
     *,
     timeout_s: float = 10.0,
+    budget: RequestBudget | None = None,
     **kwargs: Any,
 ) -> Response:
-    """Send one HTTP call; raises the adapter errors listed in the module docstring."""
+    """Send one HTTP call (after waiting for `budget`, if given); raises the adapter
+    errors listed in the module docstring."""
+    if budget is not None:
+        await budget.acquire()
     try:
         async with session.request(
             method, url, timeout=aiohttp.ClientTimeout(total=timeout_s), **kwargs
@@ -82,7 +90,10 @@ async def request(
         ) from exc
 
     if status == 429:
-        raise RateLimited(system, parse_retry_after(headers.get("Retry-After")))
+        retry_after = parse_retry_after(headers.get("Retry-After"))
+        if budget is not None:
+            budget.rate_limited(retry_after)
+        raise RateLimited(system, retry_after)
     if status in (502, 503, 504):
         raise Unavailable(system, f"{method} {url}: HTTP {status}", ambiguous=status != 503)
     if status >= 500:

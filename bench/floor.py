@@ -198,6 +198,7 @@ class SimsSubprocess:
                 "client_id": CLIENT_ID,
                 "client_secret": CLIENT_SECRET,
                 "unit_code": UNIT_CODE,
+                "rate_limit_rps": 0,  # the simulators run without limits: so does the client
             },
             "hotline12351": {"base_url": self.url_12351, "api_key": API_KEY},
         }

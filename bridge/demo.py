@@ -47,6 +47,7 @@ class Simulators:
         self._runners: list[web.AppRunner] = []
         self.client_id, self.client_secret, self.api_key = client_id, client_secret, api_key
         self.unit_code = unit_code
+        self.rate_limits = rate_limits
 
     async def __aenter__(self) -> Self:
         for system, sim in (("12345", self.sim12345), ("12351", self.sim12351)):
@@ -79,13 +80,15 @@ class Simulators:
         return f"{self.root_12351}/integration/v1"
 
     def config_sections(self) -> dict[str, Any]:
-        """The [hotline12345] and [hotline12351] sections that point at these simulators."""
+        """The [hotline12345] and [hotline12351] sections that point at these simulators;
+        without simulated rate limits the node does not limit itself either."""
         return {
             "hotline12345": {
                 "base_url": self.url_12345,
                 "client_id": self.client_id,
                 "client_secret": self.client_secret,
                 "unit_code": self.unit_code,
+                **({} if self.rate_limits else {"rate_limit_rps": 0}),
             },
             "hotline12351": {"base_url": self.url_12351, "api_key": self.api_key},
         }

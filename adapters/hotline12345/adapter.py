@@ -15,6 +15,7 @@ from adapters.errors import Rejected, describe_validation
 from adapters.hotline12345.client import SYSTEM, Client12345
 from adapters.hotline12345.config import Hotline12345Config
 from adapters.hotline12345.feed import FeedReader12345
+from adapters.ratelimit import RequestBudget
 from schemas.hotline12345 import (
     CreateOrderRequest,
     ExtensionRequest,
@@ -33,6 +34,7 @@ class Hotline12345:
     Feeds: `dispatched` (orders dispatched to our unit) and `created` (orders we created).
     Actions: `create_order` (the action key is the `requestId`), `sign`, `reply`, `return`,
     `extension` (on `action.target`). `sign` without a body signs as `handler_name`.
+    Every call of the adapter (feeds, fetches, actions, pings) spends one `budget`.
     """
 
     system = SYSTEM
@@ -44,9 +46,11 @@ class Hotline12345:
         config: Hotline12345Config,
         *,
         monotonic: Callable[[], float] = time.monotonic,
+        budget: RequestBudget | None = None,
     ) -> None:
         self.config = config
-        self.client = Client12345(session, config, monotonic=monotonic)
+        self.client = Client12345(session, config, monotonic=monotonic, budget=budget)
+        self.budget = self.client.budget
         self._readers = {
             "dispatched": FeedReader12345(
                 self.client.list_dispatched, config.page_size, max_pages=config.feed_max_pages

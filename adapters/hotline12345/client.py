@@ -16,6 +16,10 @@ translated once, in `adapters.http.request`:
 
 A 200 response that is not an envelope is a `TransientError` (a proxy page, a truncated
 body). Retries live in the engine; the only retry here is the one after a token refresh.
+
+Every call, `POST /oauth/token` included, waits for the client's `RequestBudget`
+(`config.rate_limit_rps`). A token fetched because a call needs one is urgent: every
+caller waits behind it.
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ from adapters.errors import (
 )
 from adapters.hotline12345.config import Hotline12345Config
 from adapters.http import request
+from adapters.ratelimit import RequestBudget, urgent
 from schemas.hotline12345 import (
     TIME_FORMAT,
     CreatedOrder,
@@ -71,7 +76,8 @@ class Client12345:
 
     Takes an injected session (never closed here). The token is fetched lazily, renewed
     `token_refresh_margin_s` before it expires, and once more when a call answers 40101.
-    `monotonic` is the clock the token lifetime is measured on (tests move it).
+    `monotonic` is the clock the token lifetime is measured on (tests move it). `budget`
+    is shared by every call of this client; by default one for `config.rate_limit_rps`.
     """
 
     def __init__(
@@ -80,7 +86,9 @@ class Client12345:
         config: Hotline12345Config,
         *,
         monotonic: Callable[[], float] = time.monotonic,
+        budget: RequestBudget | None = None,
     ) -> None:
+        self.budget = budget if budget is not None else RequestBudget(SYSTEM, config.rate_limit_rps)
         self._session = session
         self._config = config
         self._base = config.base_url.rstrip("/")
@@ -105,6 +113,7 @@ class Client12345:
             "POST",
             f"{self._base}/oauth/token",
             timeout_s=self._config.timeout_s,
+            budget=self.budget,
             data=form,
         )
         try:
@@ -176,7 +185,8 @@ class Client12345:
         async with self._token_lock:
             stale = self._monotonic() >= self._expires_at - self._config.token_refresh_margin_s
             if self._token is None or stale or self._token == refresh_from:
-                await self.token()
+                with urgent():
+                    await self.token()
             assert self._token is not None
             return self._token
 
@@ -189,6 +199,7 @@ class Client12345:
                 method,
                 f"{self._base}{path}",
                 timeout_s=self._config.timeout_s,
+                budget=self.budget,
                 headers={"Authorization": f"Bearer {token}"},
                 **kwargs,
             )

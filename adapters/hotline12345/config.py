@@ -28,3 +28,9 @@ class Hotline12345Config(BaseModel):
     feed_max_pages: int = Field(
         default=50, ge=2, description="page requests one feed read may spend on a crowded second"
     )
+    rate_limit_rps: float | None = Field(
+        default=20.0,
+        ge=0,
+        description="12345's published per-client limit (requests/s) that this node stays "
+        "under, token requests included; 0 or None: no limit (benchmarks)",
+    )

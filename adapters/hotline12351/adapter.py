@@ -13,6 +13,7 @@ from adapters.errors import Rejected, StaleVersion, describe_validation
 from adapters.hotline12351.client import SYSTEM, Client12351
 from adapters.hotline12351.config import Hotline12351Config
 from adapters.hotline12351.feed import CasesFeedReader
+from adapters.ratelimit import RequestBudget
 from schemas.hotline12351 import EVENT_BODIES, Case, CreateCaseRequest, EventRequest
 
 EVENT_KINDS: Final = tuple(EVENT_BODIES)
@@ -23,14 +24,22 @@ class Hotline12351:
     """The 12351 hotline as the engine sees it: one feed (`cases`), cases, events.
 
     Takes an injected `aiohttp.ClientSession`; `aclose()` leaves it open (its owner
-    closes it).
+    closes it). Every call of the adapter (feed, fetches, actions, pings) spends one
+    `budget`.
     """
 
     system: str = SYSTEM
     feeds: tuple[str, ...] = ("cases",)
 
-    def __init__(self, session: aiohttp.ClientSession, config: Hotline12351Config) -> None:
-        self.client = Client12351(session, config)
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        config: Hotline12351Config,
+        *,
+        budget: RequestBudget | None = None,
+    ) -> None:
+        self.client = Client12351(session, config, budget=budget)
+        self.budget = self.client.budget
         self._reader = CasesFeedReader(self.client, config.page_limit)
 
     async def read_feed(self, feed: str, position: str | None) -> FeedPage[Case]:

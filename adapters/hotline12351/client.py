@@ -13,6 +13,9 @@ translated there); this module reads 12351's own answers, problem documents
 other 4xx → Rejected
 ```
 
+Every call waits for the client's `RequestBudget` (`config.rate_limit_rps`; none by
+default) and a 429 slows it down.
+
 Interpretation (decided for the bridge): `POST /cases/{id}/events` takes
 `{"type": "<type>", "body": {<body fields>}}`, the same shape as the timeline's
 items; 12351 refuses unknown fields with 422 at the top level and inside `body`.
@@ -39,6 +42,7 @@ from adapters.errors import (
 )
 from adapters.hotline12351.config import Hotline12351Config
 from adapters.http import Response, request
+from adapters.ratelimit import RequestBudget
 from schemas.hotline12351 import (
     EVENT_BODIES,
     IDEMPOTENCY_KEY_MAX,
@@ -85,9 +89,17 @@ def parse_etag(value: str | None) -> int | None:
 
 
 class Client12351:
-    """The 12351 calls. Takes an injected session and never closes it."""
+    """The 12351 calls. Takes an injected session and never closes it. `budget` is shared
+    by every call of this client; by default one for `config.rate_limit_rps`."""
 
-    def __init__(self, session: aiohttp.ClientSession, config: Hotline12351Config) -> None:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        config: Hotline12351Config,
+        *,
+        budget: RequestBudget | None = None,
+    ) -> None:
+        self.budget = budget if budget is not None else RequestBudget(SYSTEM, config.rate_limit_rps)
         self._session = session
         self._config = config
         self._base = config.base_url.rstrip("/")
@@ -200,6 +212,7 @@ class Client12351:
             method,
             self._base + path,
             timeout_s=self._config.timeout_s,
+            budget=self.budget,
             **kwargs,
         )
         if resp.status >= 400:

@@ -15,3 +15,9 @@ class Hotline12351Config(BaseModel):
     api_key: SecretStr
     timeout_s: float = Field(default=10.0, gt=0)
     page_limit: int = Field(default=500, ge=1, le=500, description="feed page size (max 500)")
+    rate_limit_rps: float | None = Field(
+        default=None,
+        ge=0,
+        description="requests/s this node stays under; 12351 publishes no limit, so none "
+        "by default (a 429 still slows every caller down for a while); 0 or None: no limit",
+    )

@@ -1,5 +1,6 @@
 """The applier: one snapshot from the broker → the missing actions on this node's own
-system, each recorded in the ledger before the message is acknowledged.
+system, each recorded in the ledger before the message is acknowledged. An early-warning
+snapshot's hotline calls are `adapters.ratelimit.urgent`: they go first for the budget.
 
 The one place that decides a message's fate from the outcome of its work:
 - applied (or nothing left to do, or a stale/repeated snapshot) → ACK;
@@ -34,6 +35,7 @@ from adapters.errors import (
     StatusNotAllowed,
     TransientError,
 )
+from adapters.ratelimit import urgent
 from adapters.retry import RetryPolicy, retrying
 from bridge.engine.intake import REPLAY_HEADER
 from bridge.engine.planner import Hold, Plan, Step
@@ -113,8 +115,12 @@ class Applier:
                 "schema_version",
             )
             return Outcome.ACK
-        with structlog.contextvars.bound_contextvars(
-            referral_id=ref.referral_id, system=self.system, message_id=delivery.message_id
+        with (
+            structlog.contextvars.bound_contextvars(
+                referral_id=ref.referral_id, system=self.system, message_id=delivery.message_id
+            ),
+            # Early-warning work takes the hotline's request budget ahead of normal calls.
+            urgent(delivery.early_warning or ref.early_warning),
         ):
             async with self._lock(ref.referral_id):
                 return await self.apply(ref, replay=bool(delivery.headers.get(REPLAY_HEADER)))

@@ -309,7 +309,7 @@ async def test_429_raises_rate_limited_with_retry_after_seconds(h12345_client, h
     with pytest.raises(RateLimited) as caught:
         await h12345_client.list_dispatched(None)
     assert caught.value.retry_after == 7.0
-    await h12345_client.list_dispatched(None)
+    assert h12345_client.budget.slowed  # every later call waits the 7 s out
 
 
 async def test_rate_limit_per_client_answers_plain_text_429(
