@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import itertools
 import os
 import socket
 import subprocess
@@ -16,6 +17,8 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -102,8 +105,12 @@ def settings_for(
     *,
     sides: list[str] | None = None,
     store_name: str = "bridge.db",
+    amqp: dict[str, Any] | None = None,
+    hotlines: dict[str, dict[str, Any]] | None = None,
     **bridge: Any,
 ) -> Settings:
+    """A node's settings for a test: fast polls and a short retry ladder unless the test
+    gives its own (`amqp`, `bridge` keys; `hotlines` adds keys to a hotline's section)."""
     sections = sims.config_sections()
     sides = sides or ["12345", "12351"]
     overrides: dict[str, Any] = {
@@ -113,6 +120,7 @@ def settings_for(
             "shards": 2,
             "retry_delays_s": (1, 2, 4),
             "publish_timeout_s": 5,
+            **(amqp or {}),
         },
         "store": {"url": STORES.url(tmp_path, store_name)},
         "bridge": {
@@ -124,7 +132,10 @@ def settings_for(
         },
     }
     for side in sides:
-        overrides[f"hotline{side}"] = sections[f"hotline{side}"]
+        overrides[f"hotline{side}"] = {
+            **sections[f"hotline{side}"],
+            **(hotlines or {}).get(side, {}),
+        }
     return load_settings(None, **overrides)
 
 
@@ -139,17 +150,21 @@ def fast_policy() -> RetryPolicy:
     )
 
 
-async def start(settings: Settings, stack: AsyncExitStack) -> Node:
-    return await start_node(settings, stack, retry_policy=fast_policy())
+async def start(
+    settings: Settings, stack: AsyncExitStack, retry_policy: RetryPolicy | None = None
+) -> Node:
+    return await start_node(settings, stack, retry_policy=retry_policy or fast_policy())
 
 
 @asynccontextmanager
-async def running_node(sims: Simulators, tmp_path: Path, **kwargs: Any) -> AsyncIterator[Node]:
+async def running_node(
+    sims: Simulators, tmp_path: Path, *, retry_policy: RetryPolicy | None = None, **kwargs: Any
+) -> AsyncIterator[Node]:
     """A bridge node in this process, on its own AMQP namespace (deleted afterwards)."""
     settings = settings_for(sims, tmp_path, new_namespace(), **kwargs)
     try:
         async with AsyncExitStack() as stack:
-            yield await start(settings, stack)
+            yield await start(settings, stack, retry_policy)
     finally:
         await delete_namespace(settings)
 
@@ -284,10 +299,18 @@ class Flow:
 
     TICK_S = 0.1
 
-    def __init__(self, sims: Simulators, *, seed: int = 7, rate_per_s: float = 1.5) -> None:
+    def __init__(
+        self,
+        sims: Simulators,
+        *,
+        seed: int = 7,
+        rate_per_s: float = 1.5,
+        total: int | None = None,
+    ) -> None:
         import random
 
         self.sims = sims
+        self.total = total  # stop producing after this many referrals (orders + cases)
         self.rng = random.Random(seed)
         self.rate_per_s = rate_per_s
         self.producing = True
@@ -295,6 +318,11 @@ class Flow:
         self.cases: dict[str, dict[str, Any]] = {}  # transferred case id → its fate
         self.refused = 0  # steps a simulator refused (a race with the bridge): retried
         self._credit = 0.0
+        self._case_ids: dict[str, str] = {}
+        self._order_nos: dict[str, str] = {}
+        self._by_origin: dict[str, str] = {}
+        self._by_source: dict[str, str] = {}
+        self._indexed_cases = self._indexed_orders = -1
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -320,6 +348,9 @@ class Flow:
             while self._credit >= 1:
                 self._credit -= 1
                 self._produce()
+                if self.total is not None and len(self.orders) + len(self.cases) >= self.total:
+                    self.producing = False
+                    break
         for no, fate in list(self.orders.items()):
             if self.rng.random() < 0.5:
                 try:
@@ -363,10 +394,9 @@ class Flow:
 
         sims = self.sims
         order_ = sims.sim12345.orders[no]
-        found = cases_from(sims, no)
-        if not found:
+        case = self._case_of(no)
+        if case is None:
             return
-        case = found[0]
         case_id, status, round_ = case["id"], case["status"], order_["reopenCount"]
         if status == "received":
             sims.sim12351.agent(case_id, "dispatch")
@@ -419,10 +449,9 @@ class Flow:
         from schemas.hotline12345 import TIME_FORMAT
 
         sims = self.sims
-        made = orders_from(sims, fate["case_no"])
-        if not made:
+        no = self._order_of(fate["case_no"])
+        if no is None:
             return
-        no = made[0]["orderNo"]
         order_ = sims.sim12345.orders[no]
         status, round_ = order_["orderStatus"], order_["reopenCount"]
         told = _partner_updates_by_round(sims, case_id)
@@ -458,19 +487,55 @@ class Flow:
             else:
                 apply_step(book, no, "close", {})
 
+    def _case_of(self, no: str) -> dict[str, Any] | None:
+        """The 12351 case made from order `no` (found once, then looked up by id: a flow
+        of hundreds of referrals must not scan every case on every tick)."""
+        case_id = self._case_ids.get(no)
+        if case_id is None:
+            found = self._index_cases().get(no)
+            if found is None:
+                return None
+            case_id = self._case_ids[no] = found
+        return self.sims.sim12351.cases[case_id]
+
+    def _index_cases(self) -> dict[str, str]:
+        cases = self.sims.sim12351.cases
+        if len(cases) != self._indexed_cases:
+            self._indexed_cases = len(cases)
+            self._by_origin = {
+                c["origin"]["external_no"]: c["id"] for c in cases.values() if c.get("origin")
+            }
+        return self._by_origin
+
+    def _order_of(self, case_no: str) -> str | None:
+        """The 12345 order made from case `case_no` (found once, as `_case_of`)."""
+        no = self._order_nos.get(case_no)
+        if no is None:
+            orders = self.sims.sim12345.orders
+            if len(orders) != self._indexed_orders:
+                self._indexed_orders = len(orders)
+                self._by_source = {
+                    o["sourceNo"]: n for n, o in orders.items() if o.get("sourceNo")
+                }
+            no = self._by_source.get(case_no)
+            if no is None:
+                return None
+            self._order_nos[case_no] = no
+        return no
+
     def done(self) -> bool:
         """Every referral has reached its end on both sides (and the bridge said so)."""
         sims = self.sims
         for no in self.orders:
-            found = cases_from(sims, no)
+            case = self._case_of(no)
             status = sims.sim12345.orders[no]["orderStatus"]
-            if len(found) != 1:
+            if case is None:
                 return False
-            if (status, found[0]["status"]) not in (("50", "closed"), ("60", "rejected")):
+            if (status, case["status"]) not in (("50", "closed"), ("60", "rejected")):
                 return False
         for case_id, fate in self.cases.items():
-            made = orders_from(sims, fate["case_no"])
-            if len(made) != 1 or made[0]["orderStatus"] != "50":
+            made = self._order_of(fate["case_no"])
+            if made is None or sims.sim12345.orders[made]["orderStatus"] != "50":
                 return False
             if ("closed", False, None) not in _partner_updates_by_round(sims, case_id):
                 return False
@@ -609,3 +674,93 @@ def assert_exactly_once(sims: Simulators, flow: Flow) -> None:
             )
 
     assert not problems, "not exactly once:\n" + "\n".join(problems)
+
+
+# --- how long each step waited (the prompt-recovery and rate-limit tests) ----------------
+
+
+@dataclass(frozen=True)
+class Step:
+    at: datetime
+    side: str
+    what: str
+
+
+@dataclass
+class Latencies:
+    """Per referral, the steps on both simulators in time order; the longest wait between
+    two consecutive steps, and how long signing took after dispatch."""
+
+    worst_gap_s: float = 0.0
+    worst: tuple[str, Step, Step] | None = None
+    sign_s: list[float] = field(default_factory=list)
+
+    def describe(self) -> str:
+        import statistics
+
+        where = ""
+        if self.worst is not None:
+            ref, before, after = self.worst
+            where = f" ({ref}: {before.side} {before.what} → {after.side} {after.what})"
+        median = statistics.median(self.sign_s) if self.sign_s else float("nan")
+        p90 = sorted(self.sign_s)[int(len(self.sign_s) * 0.9)] if self.sign_s else float("nan")
+        return (
+            f"worst wait between two steps {self.worst_gap_s:.1f}s{where}; sign latency "
+            f"median {median:.1f}s, p90 {p90:.1f}s, max {max(self.sign_s, default=0):.1f}s "
+            f"over {len(self.sign_s)} orders"
+        )
+
+
+def _order_steps(sims: Simulators, no: str) -> list[Step]:
+    return [
+        Step(_beijing(a["time"]), "12345", a["action"])
+        for a in sims.sim12345.actions
+        if a["orderNo"] == no
+    ]
+
+
+def _case_steps(sims: Simulators, case_id: str) -> list[Step]:
+    from adapters.hotline12351.sim_requests import parse_rfc3339
+
+    return [
+        Step(parse_rfc3339(e["at"]), "12351", e["type"] + _status(e))
+        for e in sims.sim12351.events.get(case_id, [])
+    ]
+
+
+def _status(event: dict[str, Any]) -> str:
+    status = event.get("body", {}).get("status")
+    return f" {status}" if status else ""
+
+
+def _beijing(text: str) -> datetime:
+    from zoneinfo import ZoneInfo
+
+    return datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=ZoneInfo("Asia/Shanghai"))
+
+
+def latencies(sims: Simulators, flow: Flow) -> Latencies:
+    """How long every step of every referral of `flow` waited for the one before it,
+    on both simulators' clocks (moved by no test that measures this). 12345 records
+    whole seconds, so a wait is exact to about a second."""
+    result = Latencies()
+    referrals: list[tuple[str, list[Step]]] = []
+    for no in flow.orders:
+        case = flow._case_of(no)
+        steps = _order_steps(sims, no) + (_case_steps(sims, case["id"]) if case else [])
+        referrals.append((no, steps))
+        dispatched = [s.at for s in steps if s.what == "dispatch"]
+        signed = [s.at for s in steps if s.what == "sign"]
+        if dispatched and signed:
+            result.sign_s.append((signed[0] - dispatched[0]).total_seconds())
+    for case_id, fate in flow.cases.items():
+        made = flow._order_of(fate["case_no"])
+        steps = _case_steps(sims, case_id) + (_order_steps(sims, made) if made else [])
+        referrals.append((fate["case_no"], steps))
+    for ref, steps in referrals:
+        steps.sort(key=lambda s: s.at)
+        for before, after in itertools.pairwise(steps):
+            gap = (after.at - before.at).total_seconds()
+            if gap > result.worst_gap_s:
+                result.worst_gap_s, result.worst = gap, (ref, before, after)
+    return result
