@@ -13,9 +13,9 @@ translated there); this module reads 12351's own answers, problem documents
 other 4xx → Rejected
 ```
 
-Interpretation (decided for the bridge): `POST /cases/{id}/events` takes
-`{"type": "<type>", "body": {<body fields>}}`, the same shape as the timeline's
-items; 12351 refuses unknown fields with 422 at the top level and inside `body`.
+`POST /cases/{id}/events` takes ONE flat object, `type` beside that type's body fields
+(`schemas.hotline12351.event_request`); a nested `body` is an unknown field to 12351
+(422). Only the timeline (`GET /cases/{id}/events`) nests the fields under `body`.
 """
 
 from __future__ import annotations
@@ -40,7 +40,6 @@ from adapters.errors import (
 from adapters.hotline12351.config import Hotline12351Config
 from adapters.http import Response, request
 from schemas.hotline12351 import (
-    EVENT_BODIES,
     IDEMPOTENCY_KEY_MAX,
     Case,
     CasePage,
@@ -48,6 +47,7 @@ from schemas.hotline12351 import (
     Event,
     EventList,
     Problem,
+    event_request,
     rfc3339,
 )
 
@@ -150,17 +150,15 @@ class Client12351:
         idempotency_key: str,
         if_match: int | None = None,
     ) -> tuple[Case, bool]:
-        """`POST /cases/{id}/events` with `{"type", "body"}` → (the case, replayed).
-        `if_match` sends `If-Match: "<version>"`; a stale one raises `StaleVersion`."""
-        expected = EVENT_BODIES.get(type)
-        if expected is None or not isinstance(body_model, expected):
-            got = body_model.__class__.__name__
-            raise TypeError(f"event {type!r} cannot take a {got} body")
+        """`POST /cases/{id}/events` with `{"type": type, <body_model's fields>}` flat →
+        (the case, replayed). `if_match` sends `If-Match: "<version>"`; a stale one raises
+        `StaleVersion`. `TypeError` when `body_model` is not `type`'s body model."""
+        payload = event_request(type, body_model)
         headers = {"If-Match": f'"{if_match}"'} if if_match is not None else None
         resp = await self._call(
             "POST",
             f"/cases/{quote(case_id, safe='')}/events",
-            json={"type": type, "body": body_model.model_dump(mode="json", exclude_none=True)},
+            json=payload,
             key=idempotency_key,
             headers=headers,
         )
