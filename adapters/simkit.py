@@ -1,5 +1,6 @@
 """What both hotline simulators share: a clock tests can move, switchable faults and
-rate limits, seeded realistic data, and the control routes under `/_sim`.
+rate limits, the log of what they answered, and the control routes under `/_sim`
+(seeded realistic data is in `adapters.simdata`).
 
 Control API (JSON, on each simulator's server, outside its base path):
 
@@ -8,20 +9,26 @@ Control API (JSON, on each simulator's server, outside its base path):
 | `POST /_sim/advance` | `{"seconds": s}` | move the clock forward |
 | `POST /_sim/faults` | any `Faults` fields | switch faults (merged into the current ones) |
 | `DELETE /_sim/faults` | – | all faults off |
-| `GET /_sim/state` | – | dump the whole state (simulator-specific) |
+| `GET /_sim/state` | – | dump the whole state (simulator-specific), with `calls` |
+| `POST /_sim/counters/reset` | – | forget the calls counted so far (`CallLog`) |
 
-Each simulator adds its own seed / workflow routes.
+`CallLog` counts every API call per client and keeps a record of each one the simulator
+refused, apart from the answers of the rate limit (`rate_limited`) and of injected
+faults (`faulted`): a test can say "zero refused" with faults on. `DELETE /_sim/faults`
+leaves it alone. Each simulator adds its own seed / workflow routes.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Final
+from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -70,6 +77,15 @@ class Faults(BaseModel):
     )
 
 
+@dataclass(frozen=True)
+class Fault:
+    """An answer given instead of the API's: `rate_limited` by the per-client limit,
+    `faulted` by a fault a test switched on."""
+
+    kind: Literal["rate_limited", "faulted"]
+    response: web.Response
+
+
 class FaultInjector:
     """Applies `Faults` to each API request (not to `/_sim` routes)."""
 
@@ -108,30 +124,138 @@ class FaultInjector:
         window.append(now)
         return False
 
-    async def check(self, client: str) -> web.Response | None:
-        """A fault response for this call, or None to serve it normally."""
+    async def check(self, client: str) -> Fault | None:
+        """A fault answer for this call, or None to serve it normally."""
         f = self.faults
         if f.latency_ms:
             await asyncio.sleep(f.latency_ms / 1000)
         if f.maintenance_until is not None and self.clock.now() < f.maintenance_until:
-            return web.Response(
-                status=503, text="<html>系统维护中</html>", content_type="text/html"
-            )
+            text = "<html>系统维护中</html>"
+            return Fault("faulted", web.Response(status=503, text=text, content_type="text/html"))
         if f.burst_429 > 0:
             f.burst_429 -= 1
-            return web.Response(
-                status=429, text="Too Many Requests", headers={"Retry-After": f.retry_after}
-            )
+            return Fault("faulted", _too_many(f.retry_after))
         if self._rate_limited(client):
-            return web.Response(status=429, text="Too Many Requests", headers={"Retry-After": "1"})
+            return Fault("rate_limited", _too_many("1"))
         if f.error_rate and self._rng.random() < f.error_rate:
-            return web.Response(status=f.error_status, text="Internal Server Error")
+            return Fault(
+                "faulted", web.Response(status=f.error_status, text="Internal Server Error")
+            )
         return None
+
+
+def _too_many(retry_after: str) -> web.Response:
+    return web.Response(status=429, text="Too Many Requests", headers={"Retry-After": retry_after})
+
+
+# --- what the simulators answered ----------------------------------------------------
+
+SIM_CLIENT: Final = web.RequestKey("sim_client", str)  # the caller, once the API knows it
+SIM_FAULT: Final = web.RequestKey("sim_fault", str)  # set when a `Fault` kind answered
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """One call the simulator refused. `message` is the simulator's own error text
+    (field names and identifiers, never the caller's data)."""
+
+    method: str
+    route: str  # the route template: "POST /orders/{orderNo}/sign"
+    code: str  # the envelope code or the HTTP status
+    client: str
+    at: str  # simulated time, ISO 8601
+    message: str
+
+
+class CallLog:
+    """Every API call a simulator answered: how many per client, how many the rate limit
+    or an injected fault answered, and a `Refusal` for each one it refused."""
+
+    def __init__(self, clock: SimClock) -> None:
+        self.clock = clock
+        self.refusals: list[Refusal] = []
+        self._requests: Counter[str] = Counter()
+        self._answered_by: Counter[str] = Counter()
+
+    def record(self, request: web.Request, route: str, refusal: tuple[str, str] | None) -> None:
+        """Count one call of `request.get(SIM_CLIENT)`; `refusal` is `(code, message)`
+        when the API refused it, ignored when a fault answered it (`SIM_FAULT`)."""
+        client = request.get(SIM_CLIENT, "anonymous")
+        self._requests[client] += 1
+        kind = request.get(SIM_FAULT)
+        if kind is not None:
+            self._answered_by[kind] += 1
+        elif refusal is not None:
+            code, message = refusal
+            at = self.clock.now().isoformat()
+            self.refusals.append(Refusal(request.method, route, code, client, at, message))
+
+    @property
+    def counts(self) -> dict[str, Any]:
+        """`{"requests": {client: n}, "refused": n, "rate_limited": n, "faulted": n}`."""
+        return {
+            "requests": dict(self._requests),
+            "refused": len(self.refusals),
+            "rate_limited": self._answered_by["rate_limited"],
+            "faulted": self._answered_by["faulted"],
+        }
+
+    def dump(self) -> dict[str, Any]:
+        return {"counts": self.counts, "refusals": [asdict(r) for r in self.refusals]}
+
+    def reset(self) -> None:
+        self.refusals.clear()
+        self._requests.clear()
+        self._answered_by.clear()
+
+
+Refuses = Callable[[web.Request, web.StreamResponse], tuple[str, str] | None]
+
+
+def call_log_middleware(
+    calls: CallLog,
+    base_path: str,
+    client_of: Callable[[web.Request], str],
+    refusal_of: Refuses,
+) -> Any:
+    """The outermost middleware of a simulator: records each call under `base_path` in
+    `calls`. `client_of` names the caller (a handler that knows better overwrites
+    `SIM_CLIENT`); `refusal_of` says whether an answer is a refusal. A raised HTTP error
+    of 400 or more is one, and so is a simulator crash."""
+
+    @web.middleware
+    async def record(request: web.Request, handler: Any) -> web.StreamResponse:
+        if not request.path.startswith(base_path):
+            return await handler(request)
+        request[SIM_CLIENT] = client_of(request)
+        route = f"{request.method} {route_template(request, base_path)}"
+        try:
+            resp = await handler(request)
+        except web.HTTPException as exc:
+            refused = (str(exc.status), exc.reason) if exc.status >= 400 else None
+            calls.record(request, route, refused)
+            raise
+        except Exception as exc:
+            calls.record(request, route, ("500", f"simulator error {exc.__class__.__name__}"))
+            raise
+        calls.record(request, route, refusal_of(request, resp))
+        return resp
+
+    return record
+
+
+def route_template(request: web.Request, base_path: str) -> str:
+    """The matched route's template under `base_path` (`/orders/{orderNo}/sign`), or the
+    path itself when no route matched."""
+    resource = request.match_info.route.resource
+    template = resource.canonical if resource is not None else request.path
+    return template.removeprefix(base_path) or "/"
 
 
 def control_routes(
     clock: SimClock,
     faults: FaultInjector,
+    calls: CallLog,
     dump: Callable[[], Awaitable[dict] | dict],
 ) -> list[web.RouteDef]:
     """The `/_sim` routes every simulator has (see the module docstring)."""
@@ -156,96 +280,20 @@ def control_routes(
         result = dump()
         if asyncio.iscoroutine(result):
             result = await result
-        return web.json_response(result, dumps=_dumps)
+        return web.json_response(result | {"calls": calls.dump()}, dumps=_dumps)
+
+    async def reset_counters(request: web.Request) -> web.Response:
+        calls.reset()
+        return web.json_response(calls.dump())
 
     return [
         web.post("/_sim/advance", advance),
         web.post("/_sim/faults", set_faults),
         web.delete("/_sim/faults", clear_faults),
         web.get("/_sim/state", state),
+        web.post("/_sim/counters/reset", reset_counters),
     ]
 
 
 def _dumps(value: object) -> str:
-    import json
-
     return json.dumps(value, ensure_ascii=False, default=str)
-
-
-# --- seeded realistic data -------------------------------------------------------------
-
-SURNAMES: Final = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
-GIVEN: Final = [
-    "伟",
-    "芳",
-    "娜",
-    "秀英",
-    "敏",
-    "静",
-    "丽",
-    "强",
-    "磊",
-    "军",
-    "洋",
-    "勇",
-    "艳",
-    "杰",
-    "涛",
-    "明",
-    "超",
-    "秀兰",
-    "霞",
-    "平",
-]
-EMPLOYERS: Final = [
-    "某某科技有限公司",
-    "某建筑劳务公司",
-    "某物业管理公司",
-    "某餐饮连锁店",
-    "某快递站点",
-    "某制造厂",
-]
-STREETS: Final = [
-    "中关村街道",
-    "建外街道",
-    "望京街道",
-    "金融街街道",
-    "方庄地区",
-    "回龙观地区",
-    "亦庄地区",
-    "永顺镇",
-]
-LABOUR_SUBJECTS: Final = [
-    ("0202", "legal_aid", "公司拖欠三个月工资"),
-    ("0201", "legal_aid", "单位未签订劳动合同"),
-    ("0203", "legal_aid", "工伤认定后单位拒不赔付"),
-    ("0204", "legal_aid", "单位未缴纳社会保险"),
-    ("0205", "legal_aid", "加班不给调休也不付加班费"),
-    ("0206", "legal_aid", "劳动争议申请调解"),
-    ("0210", "union_membership", "咨询如何加入工会"),
-    ("0211", "hardship_relief", "家庭困难申请帮扶"),
-    ("0212", "mutual_aid", "职工互助保障理赔咨询"),
-    ("0213", "service_activity", "咨询职工文体活动报名"),
-]
-CITY_SUBJECTS: Final = [
-    ("0101", "小区门口占道经营"),
-    ("0302", "宿舍暖气不热"),
-    ("0401", "公交线路调整影响上下班"),
-    ("0603", "工地夜间施工噪音扰民"),
-    ("0701", "社区医院就诊排队时间过长"),
-]
-
-
-def person(rng: random.Random) -> str:
-    return rng.choice(SURNAMES) + rng.choice(GIVEN)
-
-
-def mobile(rng: random.Random) -> str:
-    return "1" + rng.choice("3456789") + "".join(rng.choice("0123456789") for _ in range(9))
-
-
-def content_text(rng: random.Random, subject: str, employer: str) -> str:
-    return (
-        f"来电人反映：其在{employer}工作，{subject}。"
-        f"已与单位多次沟通未果，希望相关部门尽快协调处理。诉求编号{rng.randint(1000, 9999)}。"
-    )

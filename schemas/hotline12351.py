@@ -208,6 +208,10 @@ class CreateCaseRequest(_Request):
     location: str | None = None
 
 
+# The body fields of each event type. On the wire they sit beside `type` in one flat
+# object (`event_request`); the timeline shows them, without `type`, under `body`.
+
+
 class ExternalRefBody(_Request):
     system: str = Field(min_length=1)
     external_no: str = Field(min_length=1)
@@ -246,11 +250,23 @@ EVENT_BODIES: Final[dict[str, type[_Request]]] = {
 }
 
 
-class EventRequest(_Request):
-    """`POST /cases/{id}/events`: `{"type": ..., "body": {...}}`."""
+def event_request(type_: str, body: BaseModel) -> dict[str, Any]:
+    """The JSON of `POST /cases/{id}/events`: ONE flat object, `type` beside that type's
+    body fields (`{"type": "withdrawn", "reason": "..."}`). 12351 has no nested `body`
+    object in a request (it refuses a `body` key as an unknown field); only the timeline
+    shows the fields under `body`. Raises `TypeError` when `body` is not `type_`'s model."""
+    expected = EVENT_BODIES.get(type_)
+    if expected is None or not isinstance(body, expected):
+        raise TypeError(f"event {type_!r} cannot take a {body.__class__.__name__} body")
+    return {"type": type_, **body.model_dump(mode="json", exclude_none=True)}
 
-    type: Literal["external_ref", "partner_update", "callback_result", "withdrawn", "reopened"]
-    body: dict[str, Any]
+
+def event_type_of(body: BaseModel) -> str:
+    """The event type whose body model `body` is; `TypeError` for any other model."""
+    for type_, model in EVENT_BODIES.items():
+        if type(body) is model:
+            return type_
+    raise TypeError(f"{body.__class__.__name__} is not a 12351 event body")
 
 
 def rfc3339(value: datetime) -> str:

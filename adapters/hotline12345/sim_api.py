@@ -1,5 +1,6 @@
 """The simulated 12345 interface under `/api/v2`: envelopes, tokens, paging and request
-validation exactly as `specs/hotline-12345.md` states them (rules live in `sim_state`)."""
+validation exactly as `specs/hotline-12345.md` states them (rules live in `sim_state`,
+field checks in `sim_requests`), and what the call log counts as a refusal."""
 
 from __future__ import annotations
 
@@ -8,27 +9,33 @@ import random
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any, Final
 
 from aiohttp import web
 from pydantic import Field
 
+from adapters.hotline12345.sim_requests import (
+    PARTNER_SYSTEM,
+    int_field,
+    json_body,
+    text_field,
+    time_field,
+    validate_create,
+)
 from adapters.hotline12345.sim_state import BusinessError, OrderBook, invalid
-from adapters.simkit import FaultInjector, Faults, SimClock
+from adapters.simkit import SIM_CLIENT, SIM_FAULT, FaultInjector, Faults, SimClock
 from schemas.hotline12345 import (
-    CONTENT_MAX,
-    CREATE_CATEGORY_RE,
-    DISTRICTS,
     REPLY_MAX,
     REQUEST_ID_MAX,
     TIME_FORMAT,
-    TITLE_MAX,
-    is_valid_phone,
 )
 
 BASE_PATH: Final = "/api/v2"
 TOKEN_TTL_S: Final = 7200
-PARTNER_SYSTEM: Final = "12351"
+ACTIONS: Final = ("sign", "reply", "return", "extension")
+SUCCESS: Final = frozenset({"0", "40901"})  # 40901: an idempotent replay of a create
+ENVELOPE: Final = web.RequestKey("envelope", tuple[str, str])  # (code, msg) answered
 Handler = Callable[[web.Request, str], Awaitable[Any]]
 
 
@@ -90,6 +97,24 @@ def envelope(code: str, msg: str, data: Any = None) -> web.Response:
     return web.Response(text=body, content_type="application/json")
 
 
+def answer(request: web.Request, code: str, msg: str, data: Any = None) -> web.Response:
+    """The envelope, remembered on the request for the call log (`refusal_of`)."""
+    request[ENVELOPE] = (code, msg)
+    return envelope(code, msg, data)
+
+
+def refusal_of(request: web.Request, resp: web.StreamResponse) -> tuple[str, str] | None:
+    """`(code, msg)` of an envelope with an error code, `(status, text)` of any other HTTP
+    error; None for a success (a 40901 replay is one)."""
+    code, msg = request.get(ENVELOPE, ("0", ""))
+    if code not in SUCCESS:
+        return code, msg
+    if resp.status >= 400:
+        text = resp.text if isinstance(resp, web.Response) else None
+        return str(resp.status), text or resp.reason
+    return None
+
+
 class Api:
     """Route handlers; `unit_code` is the handling unit the client credentials belong to."""
 
@@ -106,48 +131,59 @@ class Api:
             web.get(f"{p}/orders/created", self._call(self.list_created)),
             web.post(f"{p}/orders", self._call(self.create)),
             web.get(f"{p}/orders/{{orderNo}}", self._call(self.get_order)),
-            web.post(f"{p}/orders/{{orderNo}}/{{action}}", self._call(self.act)),
+            *(
+                web.post(f"{p}/orders/{{orderNo}}/{name}", self._call(partial(self.act, name)))
+                for name in ACTIONS
+            ),
         ]
 
     @web.middleware
     async def middleware(self, request: web.Request, handler: Any) -> web.StreamResponse:
         """Faults and rate limits (per client) on API calls, never on `/_sim`."""
         if request.path.startswith(BASE_PATH):
-            fault = await self.faults.check(self._client_key(request))
+            fault = await self.faults.check(self.client_of(request))
             if fault is not None:
-                return fault
+                request[SIM_FAULT] = fault.kind
+                return fault.response
         return await handler(request)
 
-    def _client_key(self, request: web.Request) -> str:
+    def client_of(self, request: web.Request) -> str:
+        """The client a call's bearer token belongs to, else `anonymous:<address>`."""
         token = request.headers.get("Authorization", "").removeprefix("Bearer ").strip()
         return self.tokens.client_of(token) or f"anonymous:{request.remote}"
 
     async def token(self, request: web.Request) -> web.Response:
         form = await request.post()
-        if form.get("grant_type") != "client_credentials":
-            return envelope("40001", "参数错误：grant_type 须为 client_credentials")
         client_id, secret = str(form.get("client_id", "")), str(form.get("client_secret", ""))
+        if client_id in self.tokens.credentials:
+            request[SIM_CLIENT] = client_id
+        if form.get("grant_type") != "client_credentials":
+            return answer(request, "40001", "参数错误：grant_type 须为 client_credentials")
         if not client_id or self.tokens.credentials.get(client_id) != secret:
-            return envelope("40101", "客户端认证失败")
+            return answer(request, "40101", "客户端认证失败")
         token = self.tokens.issue(client_id)
-        return envelope("0", "成功", {"accessToken": token, "expiresIn": TOKEN_TTL_S})
+        return answer(request, "0", "成功", {"accessToken": token, "expiresIn": TOKEN_TTL_S})
 
     def _call(self, handler: Handler) -> Callable[[web.Request], Awaitable[web.Response]]:
         async def wrapped(request: web.Request) -> web.Response:
+            if self.faults.faults.reject_tokens:
+                request[SIM_FAULT] = "faulted"
+                return answer(request, "40101", "令牌无效或已过期")
             header = request.headers.get("Authorization", "")
             client = None
-            if header.startswith("Bearer ") and not self.faults.faults.reject_tokens:
+            if header.startswith("Bearer "):
                 client = self.tokens.client_of(header.removeprefix("Bearer ").strip())
             if client is None:
-                return envelope("40101", "令牌无效或已过期")
+                return answer(request, "40101", "令牌无效或已过期")
             if self.faults.rng.random() < self.faults.faults.busy_rate:
-                return envelope("50001", "系统繁忙")
+                request[SIM_FAULT] = "faulted"
+                return answer(request, "50001", "系统繁忙")
             try:
-                return envelope("0", "成功", await handler(request, client))
+                return answer(request, "0", "成功", await handler(request, client))
             except _Replay as exc:
-                return envelope(exc.code, exc.msg, {"orderNo": exc.order_no})
+                return answer(request, exc.code, exc.msg, {"orderNo": exc.order_no})
             except BusinessError as exc:
-                return envelope(exc.code, exc.msg)
+                return answer(request, exc.code, exc.msg)
 
         return wrapped
 
@@ -168,15 +204,15 @@ class Api:
 
     def _page(self, request: web.Request, wanted: Callable[[dict], bool]) -> dict[str, Any]:
         q = request.query
-        page_no = _int(q.get("pageNo", "1"), "pageNo")
-        page_size = _int(q.get("pageSize", "20"), "pageSize")
+        page_no = int_field(q.get("pageNo", "1"), "pageNo")
+        page_size = int_field(q.get("pageSize", "20"), "pageSize")
         if page_no < 1:
             raise invalid("pageNo", "须从 1 开始")
         if not 1 <= page_size <= 200:
             raise invalid("pageSize", "须在 1..200 之间")
         since = q.get("updatedSince") or None
         if since is not None:
-            since = _time(since, "updatedSince")
+            since = time_field(since, "updatedSince")
         rows = sorted(
             (o for o in self.book.orders.values() if wanted(o)),
             key=lambda o: (o["updateTime"], o["orderNo"]),
@@ -202,34 +238,32 @@ class Api:
 
     # --- writes -------------------------------------------------------------------------
 
-    async def act(self, request: web.Request, client: str) -> None:
-        order_no, action = request.match_info["orderNo"], request.match_info["action"]
-        if action not in ("sign", "reply", "return", "extension"):
-            raise web.HTTPNotFound(text="Not Found")
+    async def act(self, action: str, request: web.Request, client: str) -> None:
+        order_no = request.match_info["orderNo"]
         order = self.book.get(order_no)
-        body = await _body(request)
+        body = await json_body(request)
         if order["unitCode"] != self.book.unit_code:
             raise BusinessError("40002", f"工单未派发至本单位：{order_no}")
         by = f"unit:{self.book.unit_code}"
         if action == "sign":
-            self.book.sign(order_no, _text(body, "handler"), by)
+            self.book.sign(order_no, text_field(body, "handler"), by)
         elif action == "reply":
-            content = _text(body, "content", max_len=REPLY_MAX)
-            handler = _text(body, "handler")
+            content = text_field(body, "content", max_len=REPLY_MAX)
+            handler = text_field(body, "handler")
             resolved = body.get("resolved")
             if not isinstance(resolved, bool):
                 raise invalid("resolved", "须为布尔值")
             self.book.reply(order_no, content, handler, resolved, by)
         elif action == "return":
-            self.book.return_order(order_no, _text(body, "reason"), by)
+            self.book.return_order(order_no, text_field(body, "reason"), by)
         else:
-            reason = _text(body, "reason")
-            new_deadline = _time(_text(body, "newDeadline"), "newDeadline")
+            reason = text_field(body, "reason")
+            new_deadline = time_field(text_field(body, "newDeadline"), "newDeadline")
             self.book.extension(order_no, reason, datetime.strptime(new_deadline, TIME_FORMAT), by)
 
     async def create(self, request: web.Request, client: str) -> dict[str, Any]:
-        body = await _body(request)
-        request_id = _text(body, "requestId", max_len=REQUEST_ID_MAX)
+        body = await json_body(request)
+        request_id = text_field(body, "requestId", max_len=REQUEST_ID_MAX)
         if request_id in self.book.request_ids:
             raise _Replay(self.book.request_ids[request_id])
         validate_create(body)
@@ -240,65 +274,3 @@ class _Replay(BusinessError):
     def __init__(self, order_no: str) -> None:
         super().__init__("40901", "重复的 requestId")
         self.order_no = order_no
-
-
-def validate_create(body: dict[str, Any]) -> None:
-    """Every create rule of the spec; the first broken one → 40001 naming its field."""
-    if body.get("sourceSystem") != PARTNER_SYSTEM:
-        raise invalid("sourceSystem", f"须为 {PARTNER_SYSTEM}")
-    _text(body, "sourceNo")
-    _text(body, "title", max_len=TITLE_MAX)
-    _text(body, "content", max_len=CONTENT_MAX)
-    category = body.get("category")
-    if not isinstance(category, str) or not CREATE_CATEGORY_RE.fullmatch(category):
-        raise invalid("category", "须为有效的4位诉求分类")
-    area = body.get("areaCode")
-    if area not in DISTRICTS:
-        raise invalid("areaCode", "须为北京市16区之一")
-    if body.get("urgency") not in ("1", "2", "3"):
-        raise invalid("urgency", "须为 1、2 或 3")
-    for field in ("callerName", "callerPhone", "address", "streetCode"):
-        if body.get(field) is not None and not isinstance(body[field], str):
-            raise invalid(field, "须为字符串")
-    if not is_valid_phone(body.get("callerPhone") or ""):
-        raise invalid("callerPhone", "须为空、手机号或固定电话（如 010-62345678）")
-    street = body.get("streetCode")
-    if street and not (len(street) == 9 and street.isdigit() and street.startswith(area)):
-        raise invalid("streetCode", "须为以 areaCode 开头的9位代码")
-    if body.get("confidential") is not None and not isinstance(body["confidential"], bool):
-        raise invalid("confidential", "须为布尔值")
-
-
-async def _body(request: web.Request) -> dict[str, Any]:
-    try:
-        body = await request.json()
-    except ValueError:
-        raise invalid("body", "须为 JSON 对象") from None
-    if not isinstance(body, dict):
-        raise invalid("body", "须为 JSON 对象")
-    return body
-
-
-def _text(body: dict[str, Any], field: str, *, max_len: int | None = None) -> str:
-    value = body.get(field)
-    if not isinstance(value, str) or not value.strip():
-        raise invalid(field, "必填")
-    if max_len is not None and len(value) > max_len:
-        raise invalid(field, f"长度不能超过 {max_len}")
-    return value
-
-
-def _int(value: str, field: str) -> int:
-    try:
-        return int(value)
-    except ValueError:
-        raise invalid(field, "须为整数") from None
-
-
-def _time(value: str, field: str) -> str:
-    try:
-        if datetime.strptime(value, TIME_FORMAT).strftime(TIME_FORMAT) == value:
-            return value
-    except ValueError:
-        pass
-    raise invalid(field, "时间格式须为 yyyy-MM-dd HH:mm:ss")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from typing import Any, Final
 
-from adapters.simkit import (
+from adapters.simdata import (
     CITY_SUBJECTS,
     EMPLOYERS,
     LABOUR_SUBJECTS,

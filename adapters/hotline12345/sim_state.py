@@ -198,7 +198,7 @@ class OrderBook:
     # --- a partner's create -------------------------------------------------------------
 
     def create(self, body: dict[str, Any], client: str) -> str:
-        """A validated create (see `sim_api.validate_create`): a new order in status 20 at
+        """A validated create (see `sim_requests.validate_create`): a new order in status 20 at
         the district's own unit, or the first order of a remembered `requestId`."""
         now = self.now()
         order_no = self._new_order_no(now)

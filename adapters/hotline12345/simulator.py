@@ -10,7 +10,8 @@ simulated clock, plain-text 429 / 5xx, strict paging and validation. Control rou
   list page touches one order on it or the next page), `busy_rate` (0..1: share of calls
   answered 50001), `reject_tokens` (every bearer token → 40101); `DELETE` clears.
 - `GET /_sim/state`: `{"now", "unitCode", "orders", "requestIds", "extended", "actions",
-  "tokensIssued", "driver"}`.
+  "tokensIssued", "driver", "calls"}`; `calls` is `{"counts", "refusals"}` (below).
+- `POST /_sim/counters/reset`: forget the calls counted so far.
 - `POST /_sim/orders`: order fields, `{"count": n, ...fields}` or `{"orders": [fields]}`:
   dispatch order(s), all in one second (status 10, our unit unless `unitCode` says
   otherwise, random realistic fields) → 201 `{"orderNos": [...]}`.
@@ -26,7 +27,15 @@ simulated clock, plain-text 429 / 5xx, strict paging and validation. Control rou
 
 Order steps answer the order (200), 409 `{"code", "error"}` when a rule refuses, 404 when
 there is no such order. Python access for in-process tests: `sim.orders`, `sim.actions`,
-`sim.book` (rules), `sim.tokens`, `sim.clock`, `sim.faults`, `sim.driver`.
+`sim.book` (rules), `sim.tokens`, `sim.clock`, `sim.faults`, `sim.driver`, `sim.calls`.
+
+Refused calls (`sim.refusals`, `sim.counts`, simkit's `CallLog`): every API answer with an
+envelope code other than `0` and `40901` (a replay is a success), and every other HTTP
+4xx, unless an injected fault gave it (`error_rate`, `burst_429`, maintenance,
+`busy_rate`, `reject_tokens`: counted as `faulted`) or the rate limit did
+(`rate_limited`). A call counts under its token's client (`/oauth/token` under its
+`client_id`, once its form is read), else `anonymous:<address>`. `DELETE /_sim/faults`
+leaves the counts alone.
 """
 
 from __future__ import annotations
@@ -36,11 +45,17 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.hotline12345.sim_api import BASE_PATH, Api, FaultInjector12345, Tokens
+from adapters.hotline12345.sim_api import (
+    BASE_PATH,
+    Api,
+    FaultInjector12345,
+    Tokens,
+    refusal_of,
+)
 from adapters.hotline12345.sim_control import control_routes_12345
 from adapters.hotline12345.sim_driver import WorkflowDriver
 from adapters.hotline12345.sim_state import OrderBook
-from adapters.simkit import SimClock, control_routes
+from adapters.simkit import CallLog, Refusal, SimClock, call_log_middleware, control_routes
 
 __all__ = ["BASE_PATH", "Simulator12345", "serve"]
 
@@ -63,6 +78,7 @@ class Simulator12345:
         self.tokens = Tokens(self.clock, {client_id: client_secret})
         self.faults = FaultInjector12345(self.clock, default_rate_per_s=rate_limit_per_s, seed=seed)
         self.driver = WorkflowDriver(self.book)
+        self.calls = CallLog(self.clock)
         self._api = Api(self.book, self.tokens, self.faults)
 
     @property
@@ -77,6 +93,16 @@ class Simulator12345:
     def actions(self) -> list[dict[str, Any]]:
         return self.book.actions
 
+    @property
+    def refusals(self) -> list[Refusal]:
+        """Every API call refused so far (not those faults or the rate limit answered)."""
+        return self.calls.refusals
+
+    @property
+    def counts(self) -> dict[str, Any]:
+        """`{"requests": {client: n}, "refused", "rate_limited", "faulted"}` (`CallLog`)."""
+        return self.calls.counts
+
     def dump(self) -> dict[str, Any]:
         return self.book.dump() | {
             "tokensIssued": self.tokens.issued,
@@ -84,9 +110,10 @@ class Simulator12345:
         }
 
     def make_app(self) -> web.Application:
-        app = web.Application(middlewares=[self._api.middleware])
+        record = call_log_middleware(self.calls, BASE_PATH, self._api.client_of, refusal_of)
+        app = web.Application(middlewares=[record, self._api.middleware])
         app.add_routes(self._api.routes())
-        app.add_routes(control_routes(self.clock, self.faults, self.dump))
+        app.add_routes(control_routes(self.clock, self.faults, self.calls, self.dump))
         app.add_routes(control_routes_12345(self.book, self.tokens, self.driver))
 
         async def stop_driver(app: web.Application) -> None:

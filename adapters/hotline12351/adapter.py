@@ -6,15 +6,20 @@ from collections.abc import Callable
 from typing import Final
 
 import aiohttp
-from pydantic import BaseModel
 
 from adapters.base import Action, ActionResult, FeedPage
-from adapters.errors import Rejected, StaleVersion, describe_validation
+from adapters.errors import Rejected, StaleVersion
 from adapters.hotline12351.client import SYSTEM, Client12351
 from adapters.hotline12351.config import Hotline12351Config
 from adapters.hotline12351.feed import CasesFeedReader
 from adapters.ratelimit import RequestBudget
-from schemas.hotline12351 import EVENT_BODIES, Case, CreateCaseRequest, EventRequest
+from schemas.hotline12351 import (
+    EVENT_BODIES,
+    Case,
+    CreateCaseRequest,
+    EventBody,
+    event_type_of,
+)
 
 EVENT_KINDS: Final = tuple(EVENT_BODIES)
 ACTION_KINDS: Final = ("create_case", *EVENT_KINDS)
@@ -54,7 +59,7 @@ class Hotline12351:
 
     async def perform(self, action: Action) -> ActionResult:
         """`create_case` (body `CreateCaseRequest`) or one of the event kinds (body the
-        event's body model, or an `EventRequest` of that type; `target` the case id).
+        event's body model, `target` the case id).
         `action.key` is sent as `Idempotency-Key`. A request the adapter cannot send is
         `Rejected` (parked), as 12351 would refuse it."""
         body = action.body
@@ -67,10 +72,6 @@ class Hotline12351:
             raise Rejected(SYSTEM, f"unknown action kind {action.kind!r}")
         if not action.target:
             raise Rejected(SYSTEM, f"{action.kind} needs the target case id")
-        if isinstance(body, EventRequest):
-            if body.type != action.kind:
-                raise Rejected(SYSTEM, f"{action.kind} action carries a {body.type} event")
-            body = _event_body(body)
         if not isinstance(body, EVENT_BODIES[action.kind]):
             raise Rejected(SYSTEM, f"{action.kind} cannot take a {_name(body)} body")
         case, replayed = await self.client.post_event(action.target, action.kind, body, action.key)
@@ -79,26 +80,26 @@ class Hotline12351:
     async def update_with_retry_on_412(
         self,
         case_id: str,
-        decide: Callable[[Case], EventRequest | None],
+        decide: Callable[[Case], EventBody | None],
         idempotency_key: str,
         *,
         attempts: int = 3,
     ) -> ActionResult | None:
-        """Read the case, let `decide` choose an event from it (None: nothing to do) and
-        send it with `If-Match` on the version read; on 412 read again and decide again,
-        at most `attempts` times, then raise `StaleVersion`.
+        """Read the case, let `decide` choose an event from it (the body model of its type;
+        None: nothing to do) and send it with `If-Match` on the version read; on 412 read
+        again and decide again, at most `attempts` times, then raise `StaleVersion`.
 
         12351 stores no response for a 412, so the same key serves every attempt and a
         retry after success replays the original answer.
         """
         for _ in range(attempts):
             case, version = await self.client.get_case(case_id)
-            event = decide(case)
-            if event is None:
+            body = decide(case)
+            if body is None:
                 return None
             try:
                 updated, replayed = await self.client.post_event(
-                    case_id, event.type, _event_body(event), idempotency_key, if_match=version
+                    case_id, event_type_of(body), body, idempotency_key, if_match=version
                 )
             except StaleVersion:
                 continue
@@ -111,13 +112,6 @@ class Hotline12351:
 
     async def aclose(self) -> None:
         """Nothing to release: the session belongs to the caller."""
-
-
-def _event_body(event: EventRequest) -> BaseModel:
-    try:
-        return EVENT_BODIES[event.type].model_validate(event.body)
-    except ValueError as exc:
-        raise Rejected(SYSTEM, f"invalid {event.type} body: {describe_validation(exc)}") from exc
 
 
 def _name(value: object) -> str:

@@ -16,9 +16,9 @@ other 4xx → Rejected
 Every call waits for the client's `RequestBudget` (`config.rate_limit_rps`; none by
 default) and a 429 slows it down.
 
-Interpretation (decided for the bridge): `POST /cases/{id}/events` takes
-`{"type": "<type>", "body": {<body fields>}}`, the same shape as the timeline's
-items; 12351 refuses unknown fields with 422 at the top level and inside `body`.
+`POST /cases/{id}/events` takes ONE flat object, `type` beside that type's body fields
+(`schemas.hotline12351.event_request`); a nested `body` is an unknown field to 12351
+(422). Only the timeline (`GET /cases/{id}/events`) nests the fields under `body`.
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ from adapters.hotline12351.config import Hotline12351Config
 from adapters.http import Response, request
 from adapters.ratelimit import RequestBudget
 from schemas.hotline12351 import (
-    EVENT_BODIES,
     IDEMPOTENCY_KEY_MAX,
     Case,
     CasePage,
@@ -52,6 +51,7 @@ from schemas.hotline12351 import (
     Event,
     EventList,
     Problem,
+    event_request,
     rfc3339,
 )
 
@@ -162,17 +162,15 @@ class Client12351:
         idempotency_key: str,
         if_match: int | None = None,
     ) -> tuple[Case, bool]:
-        """`POST /cases/{id}/events` with `{"type", "body"}` → (the case, replayed).
-        `if_match` sends `If-Match: "<version>"`; a stale one raises `StaleVersion`."""
-        expected = EVENT_BODIES.get(type)
-        if expected is None or not isinstance(body_model, expected):
-            got = body_model.__class__.__name__
-            raise TypeError(f"event {type!r} cannot take a {got} body")
+        """`POST /cases/{id}/events` with `{"type": type, <body_model's fields>}` flat →
+        (the case, replayed). `if_match` sends `If-Match: "<version>"`; a stale one raises
+        `StaleVersion`. `TypeError` when `body_model` is not `type`'s body model."""
+        payload = event_request(type, body_model)
         headers = {"If-Match": f'"{if_match}"'} if if_match is not None else None
         resp = await self._call(
             "POST",
             f"/cases/{quote(case_id, safe='')}/events",
-            json={"type": type, "body": body_model.model_dump(mode="json", exclude_none=True)},
+            json=payload,
             key=idempotency_key,
             headers=headers,
         )

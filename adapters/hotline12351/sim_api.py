@@ -21,7 +21,7 @@ from adapters.hotline12351.sim_requests import (
     validate_event,
 )
 from adapters.hotline12351.sim_state import CaseBook
-from adapters.simkit import FaultInjector, SimClock
+from adapters.simkit import SIM_FAULT, FaultInjector, SimClock
 from schemas.hotline12351 import IDEMPOTENCY_KEY_MAX, PAGE_LIMIT_MAX
 
 BASE_PATH: Final = "/integration/v1"
@@ -57,6 +57,16 @@ class Api:
         self.clock = clock
         self._stored: dict[tuple[str, str], _Stored] = {}
 
+    def client(self, request: web.Request) -> str | None:
+        """The client name the union gave a call's API key; None without a known key."""
+        auth = request.headers.get("Authorization", "")
+        key = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
+        return self.api_keys.get(key) if key else None
+
+    def client_of(self, request: web.Request) -> str:
+        """`client()` for the call log: `anonymous` without a known key."""
+        return self.client(request) or "anonymous"
+
     def app(self) -> web.Application:
         app = web.Application(middlewares=[self._guard])
         app.add_routes(
@@ -74,14 +84,14 @@ class Api:
     async def _guard(self, request: web.Request, handler: Any) -> web.StreamResponse:
         """Faults first (a gateway answers them), then the key, then the call; every
         error leaves as problem+json."""
-        auth = request.headers.get("Authorization", "")
-        key = auth[7:].strip() if auth[:7].lower() == "bearer " else ""
-        client = self.api_keys.get(key) if key else None
+        client = self.client(request)
         fault = await self.faults.check(client or "anonymous")
         if fault is not None:
-            headers = {"Retry-After": fault.headers["Retry-After"]} if fault.status == 429 else {}
-            detail = "maintenance window" if fault.status == 503 else (fault.text or "")
-            return problem_response(fault.status, detail, headers=headers)
+            request[SIM_FAULT] = fault.kind
+            answer = fault.response
+            headers = {"Retry-After": answer.headers["Retry-After"]} if answer.status == 429 else {}
+            detail = "maintenance window" if answer.status == 503 else (answer.text or "")
+            return problem_response(answer.status, detail, headers=headers)
         if client is None:
             return problem_response(
                 401, "missing or unknown API key", headers={"WWW-Authenticate": "Bearer"}
@@ -202,6 +212,19 @@ class Api:
                 self.clock.now(),
             )
         return resp
+
+
+def refusal_of(request: web.Request, resp: web.StreamResponse) -> tuple[str, str] | None:
+    """`(status, detail and pointers)` of a 4xx answer (a replayed one too), else None."""
+    if resp.status < 400:
+        return None
+    try:
+        doc = json.loads(resp.body)  # type: ignore[attr-defined]
+        pointers = ", ".join(e["pointer"] for e in doc.get("errors", []))
+        detail = f"{doc['detail']} ({pointers})" if pointers else doc["detail"]
+    except (AttributeError, TypeError, ValueError, KeyError):
+        detail = resp.reason or ""
+    return str(resp.status), detail
 
 
 def _limit(value: str | None) -> int:

@@ -23,7 +23,7 @@ from adapters.hotline12351.sim_requests import (
     validate,
 )
 from adapters.hotline12351.sim_state import AGENT_STEPS, OPEN, CaseBook
-from adapters.simkit import (
+from adapters.simdata import (
     CITY_SUBJECTS,
     EMPLOYERS,
     LABOUR_SUBJECTS,

@@ -169,9 +169,11 @@ EVENT_MODELS: Final[dict[str, type[StrictModel]]] = {
 }
 
 
-class EventIn(StrictModel):
+class EventTypeIn(BaseModel):
+    """The `type` of an event request; its other fields are checked by the type's model."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
     type: Literal["external_ref", "partner_update", "callback_result", "withdrawn", "reopened"]
-    body: dict[str, Any]
 
 
 def pointer(loc: tuple[str | int, ...], prefix: str = "") -> str:
@@ -189,10 +191,25 @@ def validate(model: type[BaseModel], data: Any, prefix: str = "") -> Any:
 
 
 def validate_event(data: Any) -> tuple[str, dict[str, Any]]:
-    """`(type, body)` of a `POST /cases/{id}/events` request, body checked for its type."""
-    event = validate(EventIn, data)
-    body = validate(EVENT_MODELS[event.type], event.body, "/body")
+    """`(type, body)` of a `POST /cases/{id}/events` request: ONE flat object, `type`
+    beside that type's fields. Any other key, a nested `body` included, is a 422 naming
+    it (`/body`); the body returned (for the timeline) is the fields without `type`."""
+    event = validate(EventTypeIn, data)
+    fields = {k: v for k, v in data.items() if k != "type"}
+    try:
+        body = EVENT_MODELS[event.type].model_validate(fields)
+    except ValidationError as exc:
+        errors = [(pointer(e["loc"]), _event_error(e)) for e in exc.errors()]
+        raise Problem(
+            422, f"the {event.type} event has invalid or unknown fields", errors
+        ) from None
     return event.type, body.model_dump(exclude_unset=True)
+
+
+def _event_error(error: Any) -> str:
+    if error["loc"] == ("body",) and error["type"] == "extra_forbidden":
+        return "unknown field: an event request is flat, its fields sit beside type"
+    return error["msg"]
 
 
 def if_match_versions(header: str) -> set[int] | None:

@@ -7,7 +7,9 @@ The interface of `specs/hotline-12351.md` is served under `/integration/v1`
 - `POST /_sim/advance` `{"seconds": s}`: move the clock (simkit).
 - `POST /_sim/faults` any `Faults` fields, e.g. `{"burst_429": 1, "retry_after": "<seconds
   or HTTP date>"}`, `{"maintenance_s": 600}`: switch faults (simkit); `DELETE` clears them.
-- `GET /_sim/state`: `{"now", "cases", "events", "feed_length", "cursors", "driver"}`.
+- `GET /_sim/state`: `{"now", "cases", "events", "feed_length", "cursors", "driver",
+  "calls"}`; `calls` is `{"counts", "refusals"}` (below).
+- `POST /_sim/counters/reset`: forget the calls counted so far.
 - `POST /_sim/cases`: agents record case(s) → 201 `{"items": [...]}`. Body: the fields of
   one case (`subject` required; `service_type`, `priority`, `district_code`, `channel`,
   `worker {name, phone, employer, member_card_no, is_member, confidential}`,
@@ -23,7 +25,12 @@ The interface of `specs/hotline-12351.md` is served under `/integration/v1`
   (`0`) the background workflow driver.
 
 Python access for in-process tests: `sim.cases`, `sim.events`, `sim.record_case()`,
-`sim.agent()`, `sim.expire_cursors()`, `sim.clock`, `sim.faults`.
+`sim.agent()`, `sim.expire_cursors()`, `sim.clock`, `sim.faults`, `sim.calls`.
+
+Refused calls (`sim.refusals`, `sim.counts`, simkit's `CallLog`): every 4xx answer (400,
+401, 404, 409, 410, 412, 422, a replayed one too) unless an injected fault gave it
+(`burst_429`: counted as `faulted`, with `error_rate` and maintenance) or the rate limit
+did (`rate_limited`). `DELETE /_sim/faults` leaves the counts alone.
 """
 
 from __future__ import annotations
@@ -35,11 +42,18 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from adapters.hotline12351.sim_api import BASE_PATH, Api
+from adapters.hotline12351.sim_api import BASE_PATH, Api, refusal_of
 from adapters.hotline12351.sim_control import WorkflowDriver, agent_step, record_cases
 from adapters.hotline12351.sim_requests import Problem, problem_response
 from adapters.hotline12351.sim_state import CaseBook
-from adapters.simkit import FaultInjector, SimClock, control_routes
+from adapters.simkit import (
+    CallLog,
+    FaultInjector,
+    Refusal,
+    SimClock,
+    call_log_middleware,
+    control_routes,
+)
 
 __all__ = ["BASE_PATH", "DEFAULT_API_KEYS", "Simulator12351", "serve"]
 
@@ -64,6 +78,7 @@ class Simulator12351:
         self.book = CaseBook(self.clock, random.Random(seed))
         self.faults = FaultInjector(self.clock, default_rate_per_s=rate_limit_per_s, seed=seed)
         self.driver = WorkflowDriver(self.book)
+        self.calls = CallLog(self.clock)
 
     @property
     def cases(self) -> dict[str, dict[str, Any]]:
@@ -74,6 +89,16 @@ class Simulator12351:
     def events(self) -> dict[str, list[dict[str, Any]]]:
         """Every case's timeline, by case id."""
         return self.book.events
+
+    @property
+    def refusals(self) -> list[Refusal]:
+        """Every API call refused so far (not those faults or the rate limit answered)."""
+        return self.calls.refusals
+
+    @property
+    def counts(self) -> dict[str, Any]:
+        """`{"requests": {client: n}, "refused", "rate_limited", "faulted"}` (`CallLog`)."""
+        return self.calls.counts
 
     def record_case(self, **fields: Any) -> dict[str, Any]:
         """An agent records one case (same fields as `POST /_sim/cases`)."""
@@ -100,8 +125,10 @@ class Simulator12351:
         }
 
     def make_app(self) -> web.Application:
-        app = web.Application()
-        app.add_routes(control_routes(self.clock, self.faults, self.state))
+        api = Api(self.book, self.faults, self.api_keys, self.clock)
+        record = call_log_middleware(self.calls, BASE_PATH, api.client_of, refusal_of)
+        app = web.Application(middlewares=[record])
+        app.add_routes(control_routes(self.clock, self.faults, self.calls, self.state))
         app.add_routes(
             [
                 web.post("/_sim/cases", self._post_cases),
@@ -110,7 +137,7 @@ class Simulator12351:
                 web.post("/_sim/driver", self._post_driver),
             ]
         )
-        app.add_subapp(BASE_PATH, Api(self.book, self.faults, self.api_keys, self.clock).app())
+        app.add_subapp(BASE_PATH, api.app())
 
         async def stop_driver(_: web.Application) -> None:
             await self.driver.stop()

@@ -30,7 +30,6 @@ from adapters.simkit import BEIJING
 from schemas.hotline12351 import (
     CallbackResultBody,
     Case,
-    EventRequest,
     ExternalRefBody,
     PartnerUpdateBody,
     ReopenedBody,
@@ -312,14 +311,6 @@ async def test_partner_update_adds_to_the_timeline_only_on_any_case(s12351: Sim1
     assert s12351.sim.events[case["id"]][-1]["body"]["text"] == "已答复"
 
 
-async def test_partner_update_text_over_2000_chars_is_422(s12351: Sim12351):
-    case = await s12351.partner_case()
-    body = {"type": "partner_update", "body": {"status": "replied", "at": AT.isoformat()}}
-    body["body"]["text"] = "字" * 2001
-    status, _, problem = await s12351.raw("POST", f"/cases/{case['id']}/events", json=body)
-    assert status == 422 and problem["errors"][0]["pointer"] == "/body/text"
-
-
 async def test_withdrawn_closes_the_partners_own_case(s12351: Sim12351):
     case = await s12351.partner_case()
     updated, _ = await s12351.client.post_event(
@@ -378,41 +369,6 @@ async def test_reopened_on_a_case_the_partner_did_not_create_is_409(s12351: Sim1
         )
 
 
-@pytest.mark.parametrize(
-    ("event", "pointers"),
-    [
-        pytest.param({"type": "external_ref", "body": {}}, {"/body/system", "/body/external_no"}),
-        pytest.param({"type": "partner_update", "body": {}}, {"/body/status", "/body/at"}),
-        pytest.param({"type": "callback_result", "body": {}}, {"/body/satisfaction", "/body/at"}),
-        pytest.param({"type": "withdrawn", "body": {}}, {"/body/reason"}),
-        pytest.param({"type": "reopened", "body": {}}, {"/body/reason", "/body/at"}),
-        pytest.param({"type": "closed", "body": {}}, {"/type"}, id="unknown-type"),
-        pytest.param(
-            {"type": "withdrawn", "body": {"reason": "x", "by": "me"}},
-            {"/body/by"},
-            id="unknown-body-field",
-        ),
-        pytest.param(
-            {"type": "withdrawn", "body": {"reason": "x"}, "at": "now"},
-            {"/at"},
-            id="unknown-top-level-field",
-        ),
-        pytest.param(
-            {"type": "reopened", "body": {"reason": "x", "at": "2026-11-29 10:00:00"}},
-            {"/body/at"},
-            id="time-without-offset",
-        ),
-    ],
-)
-async def test_event_fields_are_checked_per_type_with_pointers(
-    s12351: Sim12351, event: dict, pointers: set[str]
-):
-    case = await s12351.partner_case()
-    status, _, problem = await s12351.raw("POST", f"/cases/{case['id']}/events", json=event)
-    assert status == 422
-    assert {e["pointer"] for e in problem["errors"]} == pointers
-
-
 # --- concurrency ------------------------------------------------------------------------
 
 
@@ -438,7 +394,7 @@ async def test_stale_if_match_is_412(s12351: Sim12351):
 )
 async def test_if_match_forms(s12351: Sim12351, if_match: str, status: int):
     case = await s12351.partner_case()
-    event = {"type": "partner_update", "body": {"status": "accepted", "at": AT.isoformat()}}
+    event = {"type": "partner_update", "status": "accepted", "at": AT.isoformat()}
     got, _, _ = await s12351.raw(
         "POST", f"/cases/{case['id']}/events", json=event, headers={"If-Match": if_match}
     )
@@ -450,12 +406,11 @@ async def test_update_with_retry_on_412_rereads_and_decides_again(s12351: Sim123
     s12351.respond(case["id"])
     seen: list[str] = []
 
-    def decide(current: Case) -> EventRequest | None:
+    def decide(current: Case) -> ReopenedBody | None:
         seen.append(current.status)
         if len(seen) == 1:  # an agent acts between our read and our write
             s12351.sim.agent(case["id"], "callback", satisfaction="unreachable")
-        body = {"reason": "来电人不满意", "at": AT.isoformat()}
-        return EventRequest(type="reopened", body=body)
+        return ReopenedBody(reason="来电人不满意", at=AT)
 
     result = await s12351.hotline.update_with_retry_on_412(case["id"], decide, "re-1")
     assert seen == ["responded", "callback_done"]

@@ -59,3 +59,13 @@ def record_case(sims: Simulators, **changes: Any) -> dict[str, Any]:
     """A 12351 agent records a case and hands it to 12345 (unless `transfer` says else)."""
     fields = {**CASE, "transfer": {"to": "12345", "reason": "城市管理"}, **changes}
     return sims.sim12351.record_case(**fields)
+
+
+def refused_calls(sims: Simulators) -> list[str]:
+    """Every call either simulator refused (not what faults or the rate limit answered),
+    one line each: `12345 POST /orders/{orderNo}/sign 40002 <message> (<client>)`."""
+    return [
+        f"{system} {r.route} {r.code} {r.message} ({r.client})"
+        for system, sim in (("12345", sims.sim12345), ("12351", sims.sim12351))
+        for r in sim.refusals
+    ]
