@@ -8,6 +8,7 @@ import asyncio
 from email.utils import format_datetime
 from pathlib import Path
 
+import pytest
 from harness import (
     cases_from,
     order,
@@ -19,6 +20,10 @@ from harness import (
 from sim_actions import agent, dispatch, record_case
 
 from bridge.demo import Simulators
+
+pytestmark = pytest.mark.refusals(
+    "injected faults: 12345 refuses revoked tokens (40101), 12351 expired cursors (410)"
+)
 
 
 async def test_everything_converges_under_faults(sims: Simulators, tmp_path: Path) -> None:

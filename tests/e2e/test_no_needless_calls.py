@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from harness import cases_from, order, partner_events, running_node, wait_until
-from sim_actions import agent, order_action
+from sim_actions import agent, order_action, refused_calls
 
 from adapters.hotline12345.sim_control import apply_step
 from adapters.hotline12351.sim_requests import parse_rfc3339
@@ -51,7 +51,7 @@ async def test_orders_first_seen_signed_are_not_signed_again(
         )
         assert [signs(sims, no) for no in nos] == [1, 1, 1]
         assert await node.store.list_dead_letters(status="parked") == []
-    assert_no_refusals(sims)
+    assert refused_calls(sims) == []
 
 
 async def test_an_order_withdrawn_at_any_stage_leaves_no_dead_letter(
@@ -118,7 +118,7 @@ async def test_an_order_withdrawn_at_any_stage_leaves_no_dead_letter(
         assert cases_from(sims, unread) == []
         assert await node.store.list_dead_letters(status="parked") == []
         assert [signs(sims, no) for no in withdrawn] == [0, 1, 1, 1]
-    assert_no_refusals(sims)
+    assert refused_calls(sims) == []
 
 
 async def _read(node, no: str, status: str | None = None) -> bool:  # type: ignore[no-untyped-def]
@@ -139,7 +139,3 @@ async def _applied_closed(node, nos: list[str]) -> bool:  # type: ignore[no-unty
             if version is None or version < sims_cases(no)["version"]:
                 return False
     return True
-
-
-def assert_no_refusals(sims: Simulators) -> None:
-    """Placeholder until the simulators count refusals."""

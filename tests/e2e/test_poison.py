@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from harness import (
     cases_from,
     order,
@@ -15,6 +16,8 @@ from harness import (
 from sim_actions import agent, dispatch, record_case
 
 from bridge.demo import Simulators
+
+pytestmark = pytest.mark.refusals("poison records: 12345 and 12351 refuse what no retry can fix")
 
 
 async def test_poison_is_parked_and_good_traffic_converges(
