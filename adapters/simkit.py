@@ -75,6 +75,14 @@ class Faults(BaseModel):
     maintenance_s: float | None = Field(
         default=None, description="shortcut: maintenance for this many simulated seconds"
     )
+    lost_rate: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="share of calls that take effect but whose answer is lost on the way "
+        "back (a gateway answers `lost_status` instead): the client must find out",
+    )
+    lost_status: int = 504
 
 
 @dataclass(frozen=True)
@@ -141,6 +149,15 @@ class FaultInjector:
             return Fault(
                 "faulted", web.Response(status=f.error_status, text="Internal Server Error")
             )
+        return None
+
+
+    def lose(self) -> Fault | None:
+        """After a call took effect: the gateway's answer instead of the API's, when the
+        `lost_rate` fault loses this one."""
+        f = self.faults
+        if f.lost_rate and self._rng.random() < f.lost_rate:
+            return Fault("faulted", web.Response(status=f.lost_status, text="Gateway Timeout"))
         return None
 
 

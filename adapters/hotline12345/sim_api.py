@@ -145,6 +145,12 @@ class Api:
             if fault is not None:
                 request[SIM_FAULT] = fault.kind
                 return fault.response
+            resp = await handler(request)
+            lost = self.faults.lose()
+            if lost is not None:
+                request[SIM_FAULT] = lost.kind
+                return lost.response
+            return resp
         return await handler(request)
 
     def client_of(self, request: web.Request) -> str:

@@ -98,11 +98,16 @@ class Api:
             )
         request[CLIENT] = client
         try:
-            return await handler(request)
+            resp = await handler(request)
         except Problem as exc:
             return exc.response()
         except web.HTTPException as exc:
             return problem_response(exc.status, exc.reason)
+        lost = self.faults.lose()  # it took effect; the answer may be lost on the way back
+        if lost is not None:
+            request[SIM_FAULT] = lost.kind
+            return problem_response(lost.response.status, "gateway timeout")
+        return resp
 
     # --- reads -----------------------------------------------------------------------
 

@@ -219,3 +219,38 @@ async def test_12351_counts_survive_clearing_faults_and_reset_forgets_them(s1235
     assert state["calls"]["refusals"][0]["route"] == "GET /cases"
     _, reset = await s12351.control("POST", "/counters/reset")
     assert reset["counts"] == NO_CALLS and s12351.sim.counts == NO_CALLS
+
+
+# --- lost answers: the call took effect, the client hears a gateway error ---------------
+
+
+async def test_12345_a_lost_answer_is_ambiguous_and_the_sign_took_effect(
+    h12345_client, h12345_ctl, h12345_sim
+):
+    from adapters.errors import Unavailable
+
+    order_no = await h12345_ctl.dispatch()
+    await h12345_client.token()
+    await h12345_ctl.faults(lost_rate=1.0)
+    with pytest.raises(Unavailable) as lost:
+        await h12345_client.sign(order_no, SIGN)
+    assert lost.value.ambiguous  # the client must read the order to know
+    await h12345_ctl.faults(lost_rate=0.0)
+    assert (await h12345_client.get_order(order_no)).orderStatus == "20"
+    assert h12345_sim.counts["faulted"] == 1 and h12345_sim.counts["refused"] == 0
+
+
+async def test_12351_a_lost_answer_replays_with_its_idempotency_key(s12351: Sim12351):
+    from adapters.errors import TransientError
+
+    case = await s12351.partner_case()
+    await s12351.control("POST", "/faults", {"lost_rate": 1.0, "lost_status": 502})
+    with pytest.raises(TransientError) as lost:
+        await s12351.client.post_event(case["id"], "withdrawn", WithdrawnBody(reason="撤诉"), "w-9")
+    assert lost.value.ambiguous
+    await s12351.control("DELETE", "/faults")
+    again, replayed = await s12351.client.post_event(
+        case["id"], "withdrawn", WithdrawnBody(reason="撤诉"), "w-9"
+    )
+    assert replayed and again.status == "closed"
+    assert s12351.sim.counts["faulted"] == 1 and s12351.sim.counts["refused"] == 0
