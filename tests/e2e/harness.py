@@ -514,9 +514,7 @@ class Flow:
             orders = self.sims.sim12345.orders
             if len(orders) != self._indexed_orders:
                 self._indexed_orders = len(orders)
-                self._by_source = {
-                    o["sourceNo"]: n for n, o in orders.items() if o.get("sourceNo")
-                }
+                self._by_source = {o["sourceNo"]: n for n, o in orders.items() if o.get("sourceNo")}
             no = self._by_source.get(case_no)
             if no is None:
                 return None
@@ -695,14 +693,19 @@ class Latencies:
     worst: tuple[str, Step, Step] | None = None
     sign_s: list[float] = field(default_factory=list)
 
-    def describe(self) -> str:
+    @property
+    def median_sign_s(self) -> float:
         import statistics
+
+        return statistics.median(self.sign_s) if self.sign_s else float("nan")
+
+    def describe(self) -> str:
 
         where = ""
         if self.worst is not None:
             ref, before, after = self.worst
             where = f" ({ref}: {before.side} {before.what} → {after.side} {after.what})"
-        median = statistics.median(self.sign_s) if self.sign_s else float("nan")
+        median = self.median_sign_s
         p90 = sorted(self.sign_s)[int(len(self.sign_s) * 0.9)] if self.sign_s else float("nan")
         return (
             f"worst wait between two steps {self.worst_gap_s:.1f}s{where}; sign latency "
