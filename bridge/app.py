@@ -29,7 +29,8 @@ from bridge.config import Settings
 from bridge.engine.applier import Applier, ApplyPolicy
 from bridge.engine.intake import IntakePolicy
 from bridge.engine.poller import Poller
-from bridge.engine.relay import OutboxRelay
+from bridge.engine.relay import OutboxRelay, RelayPolicy
+from bridge.engine.retention import Retention, RetentionPolicy
 from bridge.engine.side12345 import Apply12345, Intake12345
 from bridge.engine.side12351 import Apply12351, Intake12351
 from bridge.mapping import MappingTables
@@ -171,7 +172,9 @@ async def start_node(
     stack.push_async_callback(transport.aclose)
     await transport.declare()
 
-    relay = OutboxRelay(store=store, transport=transport)
+    relay = OutboxRelay(
+        store=store, transport=transport, policy=RelayPolicy.from_config(settings.store)
+    )
     supervisor = Supervisor(crash_exit_after_s=settings.bridge.crash_exit_after_s)
     node = Node(settings, store, transport, sides, {}, [], relay, node_id, supervisor)
     stack.push_async_callback(supervisor.aclose)
@@ -199,6 +202,8 @@ async def start_node(
         on_recorded=relay.kick,
     )
     node.spawn("relay", relay.run)
+    retention = Retention(store=store, policy=RetentionPolicy.from_config(settings.store))
+    node.spawn("retention", retention.run)
     node.spawn("reconciler", node.reconciler.run)
     for system, side in sides.items():
         for feed in side.hotline.feeds:

@@ -40,6 +40,47 @@ class AmqpConfig(_Section):
 
 class StoreConfig(_Section):
     url: str = "sqlite:////var/lib/hotline-bridge/bridge.db"
+    outbox_max_attempts: int = Field(
+        default=10,
+        ge=1,
+        description="failed publishes (nack, timeout) after which an outbox message is "
+        "parked as a dead letter; a message the broker returns as unroutable is parked at "
+        "once, and a lost connection spends no attempt",
+    )
+    outbox_retry_initial_s: float = Field(
+        default=1.0, gt=0, description="back-off after an outbox message's first failed publish"
+    )
+    outbox_retry_max_s: float = Field(
+        default=300.0,
+        gt=0,
+        description="longest back-off between two publishes of an outbox message (it "
+        "doubles from outbox_retry_initial_s up to this)",
+    )
+    outbox_retention_s: float = Field(
+        default=604_800, gt=0, description="published outbox messages are deleted after this"
+    )
+    dead_letter_retention_s: float = Field(
+        default=2_592_000,
+        gt=0,
+        description="replayed or discarded dead letters are deleted this long after their "
+        "last change (parked ones are kept until an admin acts)",
+    )
+    reconciliation_retention_s: float = Field(
+        default=2_592_000, gt=0, description="finished reconciliation runs are deleted after this"
+    )
+    lease_retention_s: float = Field(
+        default=86_400, gt=0, description="leases expired for this long are deleted"
+    )
+    retention_interval_s: float = Field(
+        default=600, gt=0, description="how often the retention task deletes what has expired"
+    )
+    retention_batch: int = Field(
+        default=500,
+        ge=1,
+        le=10_000,
+        description="rows deleted per transaction by the retention task (it yields between "
+        "batches, so traffic is never blocked for long)",
+    )
 
 
 class AdminConfig(_Section):

@@ -2,14 +2,16 @@
 corrected, a record repaired on its side, a refusal resolved by hand).
 
 A replay only writes to the store, in one transaction: the record or snapshot goes back
-into the outbox (marked as a replay, so the applier does not drop it as stale), the
-parked actions of its referral are forgotten so they are planned again, and the dead
-letter is marked `replayed`. The running daemon's relay publishes it. Replaying a record
-that still does not map parks it again, with a new dead letter.
+into the outbox (marked as a replay, so the applier does not drop it as stale; a message
+the relay could not publish goes back as it was), the parked actions of its referral
+are forgotten so they are planned again, and the dead letter is marked `replayed`. The
+running daemon's relay publishes it. Replaying a record that still does not map parks it
+again, with a new dead letter.
 """
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -73,6 +75,9 @@ async def replay_dead_letter(
                     tx, topology, partner[letter.system], taken, replay=True
                 ):
                     outcome = f"snapshot of {taken.referral.referral_id} queued again"
+        elif letter.stage == "publish":
+            await tx.enqueue(_unpublished(letter.referral_id, letter.system, payload, topology))
+            outcome = "message queued again"
         elif "snapshot" in payload:
             ref = Referral.model_validate(payload["snapshot"])
             forgotten = await _forget_parked_actions(tx, ref.referral_id, letter.system)
@@ -132,4 +137,25 @@ async def _enqueue(tx: Tx, topology: Topology, target: str, ref: Referral) -> No
             headers={**snapshot_headers(ref), REPLAY_HEADER: True},
             early_warning=ref.early_warning,
         )
+    )
+
+
+def _unpublished(
+    referral_id: str | None, target: str, payload: dict[str, Any], topology: Topology
+) -> OutboxMessage:
+    """The outbox message of a `publish` dead letter (one the relay could not publish),
+    routed again by the current topology when it knows the target: a message parked as
+    unroutable after a change of the shard count then reaches its shard's queue. It keeps
+    its own headers and no replay mark: it never reached the applier, so the usual
+    version check is right (a newer snapshot delivered meanwhile makes it stale)."""
+    early_warning = bool(payload.get("early_warning", False))
+    routing_key = payload["routing_key"]
+    if referral_id and target in topology.targets:
+        routing_key = topology.routing_key(target, referral_id, early_warning)
+    return OutboxMessage(
+        referral_id=referral_id or "",
+        routing_key=routing_key,
+        body=base64.b64decode(payload["body_b64"]),
+        headers=dict(payload.get("headers", {})),
+        early_warning=early_warning,
     )

@@ -5,13 +5,16 @@ Authoritative, browsable and replayable by an admin. Lifecycle::
     parked ──replay──▶ replayed      (attempts + 1; a new failure parks anew)
        └────discard──▶ discarded
 
+Replayed and discarded letters are deleted after a retention (:func:`purge_closed`);
+parked ones stay until an admin acts.
+
 Functions of an open connection; the caller owns the transaction.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Row
@@ -134,3 +137,19 @@ async def count_by_status(conn: AsyncConnection) -> dict[str, int]:
     for status, count in await conn.execute(query):
         counts[status] = int(count)
     return counts
+
+
+CLOSED_STATUSES: Final[tuple[str, ...]] = ("replayed", "discarded")
+"""Statuses of letters an admin is done with; only these are ever purged."""
+
+
+async def purge_closed(conn: AsyncConnection, older_than: datetime, limit: int = 500) -> int:
+    """Delete up to ``limit`` replayed or discarded letters last changed before
+    ``older_than``; returns how many. Parked letters are never deleted."""
+    batch = (
+        sa.select(dead_letters.c.id)
+        .where(dead_letters.c.status.in_(CLOSED_STATUSES), dead_letters.c.updated_at < older_than)
+        .limit(limit)
+    )
+    result = await conn.execute(sa.delete(dead_letters).where(dead_letters.c.id.in_(batch)))
+    return result.rowcount

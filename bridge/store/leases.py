@@ -2,7 +2,8 @@
 
 Used for the reconciler's leadership and for sharing broker shards. Expiry is
 judged by the store's clock (the caller's), so replicas need synchronised
-clocks (NTP) and a TTL well above their skew.
+clocks (NTP) and a TTL well above their skew. A lease that expired long ago
+is deleted (:func:`purge_expired`); a missing lease is simply free.
 """
 
 from __future__ import annotations
@@ -54,3 +55,13 @@ async def held_by(conn: AsyncConnection, holder: str, now: datetime) -> list[str
         .order_by(leases.c.name)
     )
     return list((await conn.execute(query)).scalars())
+
+
+async def purge_expired(conn: AsyncConnection, expired_before: datetime, limit: int = 500) -> int:
+    """Delete up to ``limit`` leases that expired before ``expired_before``; returns
+    how many. Atomic per row: a lease renewed meanwhile no longer matches."""
+    batch = sa.select(leases.c.name).where(leases.c.expires_at < expired_before).limit(limit)
+    result = await conn.execute(
+        sa.delete(leases).where(leases.c.name.in_(batch), leases.c.expires_at < expired_before)
+    )
+    return result.rowcount

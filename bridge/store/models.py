@@ -15,9 +15,9 @@ from typing import Any, Final, Literal
 Clock = Callable[[], datetime]
 """Returns the current time as an aware UTC datetime; injected into the store."""
 
-DeadLetterStage = Literal["intake", "apply", "transport"]
+DeadLetterStage = Literal["intake", "apply", "transport", "publish"]
 DeadLetterStatus = Literal["parked", "replayed", "discarded"]
-DEAD_LETTER_STAGES: Final[tuple[str, ...]] = ("intake", "apply", "transport")
+DEAD_LETTER_STAGES: Final[tuple[str, ...]] = ("intake", "apply", "transport", "publish")
 DEAD_LETTER_STATUSES: Final[tuple[str, ...]] = ("parked", "replayed", "discarded")
 
 
@@ -89,7 +89,10 @@ class OutboxMessage:
 
 @dataclass(frozen=True, slots=True)
 class OutboxRow:
-    """A stored outbox message; ``published_at`` is ``None`` until confirmed."""
+    """A stored outbox message; ``published_at`` is ``None`` until confirmed.
+
+    ``attempts`` counts the publishes that failed so far (see the outbox relay).
+    """
 
     id: int
     referral_id: str
@@ -99,6 +102,7 @@ class OutboxRow:
     early_warning: bool
     created_at: datetime
     published_at: datetime | None
+    attempts: int = 0
 
 
 @dataclass(frozen=True, slots=True)

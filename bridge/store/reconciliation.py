@@ -1,5 +1,7 @@
 """Reconciliation runs: when each ran, why, and what it found.
 
+Finished runs are deleted after a retention (:func:`purge_finished`).
+
 Functions of an open connection; the caller owns the transaction.
 """
 
@@ -59,3 +61,15 @@ async def list_(
     """Runs, newest first."""
     query = sa.select(runs).order_by(runs.c.id.desc()).limit(limit).offset(offset)
     return [_run(row) for row in await conn.execute(query)]
+
+
+async def purge_finished(conn: AsyncConnection, older_than: datetime, limit: int = 500) -> int:
+    """Delete up to ``limit`` runs that finished before ``older_than``; returns how
+    many. A run still ``"running"`` (no ``finished_at``) is never deleted."""
+    batch = (
+        sa.select(runs.c.id)
+        .where(runs.c.finished_at.is_not(None), runs.c.finished_at < older_than)
+        .limit(limit)
+    )
+    result = await conn.execute(sa.delete(runs).where(runs.c.id.in_(batch)))
+    return result.rowcount

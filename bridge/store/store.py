@@ -133,19 +133,36 @@ class Store:
             return await feeds.get_position(conn, system, feed)
 
     async def outbox_pending(self, limit: int = 100) -> list[OutboxRow]:
-        """Unpublished messages, early-warning first, then oldest first."""
+        """Unpublished messages due now (none in back-off), early-warning first, then
+        oldest first."""
         async with self._read() as conn:
-            return await outbox.pending(conn, limit)
+            return await outbox.pending(conn, limit, self._clock())
 
     async def mark_published(self, ids: Sequence[int]) -> int:
         """Mark outbox messages as published; returns how many were still pending."""
         async with self._write() as conn:
             return await outbox.mark_published(conn, ids, self._clock())
 
-    async def purge_published(self, older_than: datetime) -> int:
+    # retention: each call deletes one batch of at most `limit` rows in a transaction
+    async def purge_published(self, older_than: datetime, limit: int = 500) -> int:
         """Delete outbox messages published before ``older_than``; returns how many."""
         async with self._write() as conn:
-            return await outbox.purge_published(conn, older_than)
+            return await outbox.purge_published(conn, older_than, limit)
+
+    async def purge_dead_letters(self, older_than: datetime, limit: int = 500) -> int:
+        """Delete replayed or discarded dead letters last changed before ``older_than``."""
+        async with self._write() as conn:
+            return await dead_letters.purge_closed(conn, older_than, limit)
+
+    async def purge_reconciliations(self, older_than: datetime, limit: int = 500) -> int:
+        """Delete reconciliation runs finished before ``older_than``."""
+        async with self._write() as conn:
+            return await reconciliation.purge_finished(conn, older_than, limit)
+
+    async def purge_leases(self, expired_before: datetime, limit: int = 500) -> int:
+        """Delete leases that expired before ``expired_before``."""
+        async with self._write() as conn:
+            return await leases.purge_expired(conn, expired_before, limit)
 
     # referrals
     async def get_referral(self, referral_id: str) -> ReferralRow | None:

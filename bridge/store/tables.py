@@ -128,14 +128,24 @@ outbox = sa.Table(
     sa.Column("early_warning", sa.Boolean, nullable=False),
     sa.Column("created_at", UTCDateTime, nullable=False),
     sa.Column("published_at", UTCDateTime),
+    sa.Column("attempts", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("next_attempt_at", UTCDateTime),  # NULL: due now (see outbox.pending)
     sa.Index(
-        "ix_outbox_pending",
-        "early_warning",
-        "id",
-        sqlite_where=sa.text("published_at IS NULL"),
-        postgresql_where=sa.text("published_at IS NULL"),
+        "ix_outbox_published_at",
+        "published_at",
+        sqlite_where=sa.text("published_at IS NOT NULL"),
+        postgresql_where=sa.text("published_at IS NOT NULL"),
     ),
-    sa.Index("ix_outbox_published_at", "published_at"),
+)
+# In the pending query's own order, so that it reads only the rows it returns plus the
+# ones in back-off it skips (judged from the index alone), and sorts nothing.
+sa.Index(
+    "ix_outbox_pending",
+    outbox.c.early_warning.desc(),
+    outbox.c.id,
+    outbox.c.next_attempt_at,
+    sqlite_where=sa.text("published_at IS NULL"),
+    postgresql_where=sa.text("published_at IS NULL"),
 )
 
 dead_letters = sa.Table(

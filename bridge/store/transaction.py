@@ -14,7 +14,16 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import dead_letters, events, feeds, ledger, outbox
-from .models import ActionRow, Clock, DeadLetterIn, DeadLetterRow, OutboxMessage, ReferralRow, Seen
+from .models import (
+    ActionRow,
+    Clock,
+    DeadLetterIn,
+    DeadLetterRow,
+    OutboxMessage,
+    OutboxRow,
+    ReferralRow,
+    Seen,
+)
 
 
 class Tx:
@@ -58,6 +67,14 @@ class Tx:
     async def enqueue(self, message: OutboxMessage) -> int:
         """Add a message to the outbox; returns its id."""
         return await outbox.enqueue(self._conn, message, self._clock())
+
+    async def defer_outbox(self, row: OutboxRow, delay_s: float) -> bool:
+        """Count a failed publish of ``row``; it is not pending again for ``delay_s``."""
+        return await outbox.defer(self._conn, row, delay_s, self._clock())
+
+    async def park_outbox(self, row_id: int, letter: DeadLetterIn) -> int | None:
+        """Move a pending message to the dead letters; ``None`` if no longer pending."""
+        return await outbox.park(self._conn, row_id, letter, self._clock())
 
     # ledger
     async def upsert_referral(self, row: ReferralRow) -> ReferralRow:

@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.unit.test_store import StoreBehaviour
+from tests.unit.test_store_retention import RetentionBehaviour
 
 pytestmark = pytest.mark.postgres
 
@@ -74,10 +75,20 @@ class TestStoreOnPostgres(StoreBehaviour):
     async def test_concurrent_migrations_from_two_replicas_both_succeed(self, db_url: str) -> None:
         """Two replicas starting at once: the advisory lock serialises the upgrade."""
         from bridge.store import Store
+        from bridge.store.engine import head_revision
 
         stores = await asyncio.gather(Store.connect(db_url), Store.connect(db_url))
         try:
-            assert [await s.schema_revision() for s in stores] == ["0001", "0001"]
+            assert [await s.schema_revision() for s in stores] == [head_revision()] * 2
         finally:
             for store in stores:
                 await store.aclose()
+
+
+class TestRetentionOnPostgres(RetentionBehaviour):
+    """Outbox retries and retention on PostgreSQL."""
+
+    @pytest.fixture
+    async def db_url(self, pg_database: str) -> str:
+        await _execute(pg_database, "DROP SCHEMA public CASCADE", "CREATE SCHEMA public")
+        return pg_database
