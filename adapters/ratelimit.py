@@ -18,7 +18,9 @@ server of capacity ≥ L and rate L accepts this stream too, since r < L.
 A 429 (`rate_limited(retry_after)`) pauses every caller of the hotline until the
 `Retry-After` has passed (at most `max_pause_s`: an HTTP date from a skewed clock must
 not stall the node for hours; a longer wait is met by the next 429), then halves the
-rate for `cooldown_s`, after which it is restored; further 429s extend both.
+rate for `cooldown_s` (10 s: a brief burst of 429s on the other side must not halve
+the node's throughput for long, while 429s that keep coming keep it halved), after which
+it is restored; further 429s extend both.
 `upstream.rate_limited` is logged once per change of state (`state="slowed"`, then
 `state="restored"` at the first acquisition after the cool-down). A budget without a
 limit never waits, except out a 429's `Retry-After`.
@@ -90,7 +92,7 @@ class RequestBudget:
         *,
         period_s: float = 1.0,
         jitter_s: float = JITTER_S,
-        cooldown_s: float = 30.0,
+        cooldown_s: float = 10.0,
         slow_factor: float = 0.5,
         max_pause_s: float = 60.0,
     ) -> None:

@@ -166,6 +166,7 @@ async def start_node(
         settings.amqp.url,
         topology,
         prefetch=settings.amqp.prefetch,
+        concurrency=settings.amqp.concurrency,
         publish_timeout_s=settings.amqp.publish_timeout_s,
         connection_name=f"hotline-bridge {node_id}",
     )

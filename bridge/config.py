@@ -33,6 +33,13 @@ class AmqpConfig(_Section):
     namespace: str = Field(default="hotline-bridge", description="prefix of every name")
     shards: int = Field(default=4, ge=1, le=64)
     prefetch: int = Field(default=32, ge=1)
+    concurrency: int = Field(
+        default=8,
+        ge=1,
+        description="snapshots of different referrals applied at once per work queue "
+        "(one referral's always one at a time, in order); the channel's prefetch bounds "
+        "them too. 1: each shard strictly one message at a time",
+    )
     publish_timeout_s: float = Field(default=10.0, gt=0)
     retry_delays_s: tuple[int, ...] = (2, 10, 60, 300, 900, 1800)
     delivery_limit: int = Field(default=20, ge=1)

@@ -90,6 +90,7 @@ class Applier:
         self.retry_policy = retry_policy
         self.on_unavailable = on_unavailable
         self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
+        self._unsure: set[tuple[str, str]] = set()  # actions whose last answer was lost
 
     def _lock(self, referral_id: str) -> asyncio.Lock:
         lock = self._locks.get(referral_id)
@@ -190,9 +191,15 @@ class Applier:
         action = AdapterAction(step.kind, _key(ref, step), target, step.body)
         outcome = "applied"
         try:
-            result = await self._call(action)
+            result = await self._call(action, step)
         except StatusNotAllowed as exc:
-            if target is None or not await self.policy.took_effect(step, target, exc):
+            try:
+                took_effect = target is not None and await self.policy.took_effect(
+                    step, target, exc
+                )
+            except TransientError as read_error:  # the read failed: decide on a later try
+                return Verdict.retry(f"{step.kind}: refused, then {read_error}")
+            if not took_effect:
                 return await self._refused(ref, step, exc)
             result, outcome = ActionResult(native_id=target), "already_applied"
         except Conflict as exc:
@@ -244,10 +251,28 @@ class Applier:
         log.info("action.applied", kind=step.kind, key=step.key, outcome=outcome)
         return result.native_id
 
-    async def _call(self, action: AdapterAction) -> ActionResult:
+    async def _call(self, action: AdapterAction, step: Step) -> ActionResult:
+        """Perform `action`, retrying what is retriable. After a failure that may have
+        reached the other side (a lost answer), the record is read before the call is
+        sent again: 12345 takes no key for sign, reply, return or extension and would
+        refuse the repeat (40002). This holds across the broker's retries too (in
+        memory: after a restart the 40002 path settles it)."""
+        unsure_key = (action.key, action.kind)
         async for attempt in retrying(self.retry_policy):
             with attempt:
-                return await self.hotline.perform(action)
+                target = action.target
+                if unsure_key in self._unsure and target is not None:
+                    if await self.policy.took_effect(step, target, _LOST_ANSWER):
+                        self._unsure.discard(unsure_key)
+                        return ActionResult(native_id=target, replayed=True)
+                try:
+                    result = await self.hotline.perform(action)
+                except TransientError as exc:
+                    if exc.ambiguous:
+                        self._unsure.add(unsure_key)
+                    raise
+                self._unsure.discard(unsure_key)
+                return result
         raise AssertionError("unreachable: retrying re-raises")  # pragma: no cover
 
     async def _confirmed(self, step: Step, target: str, exc: AdapterError) -> bool:
@@ -318,6 +343,9 @@ class Applier:
                 )
             )
         log.warning("message.parked", message_id=delivery.message_id, field=field)
+
+
+_LOST_ANSWER = TransientError("lost", "the answer to the last attempt was lost", ambiguous=True)
 
 
 def _key(ref: Referral, step: Step) -> str:

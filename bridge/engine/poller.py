@@ -11,7 +11,7 @@ import structlog
 from pydantic import ValidationError
 
 from adapters.base import Hotline
-from adapters.errors import AdapterError, Unavailable
+from adapters.errors import AdapterError, RateLimited, Unavailable
 from bridge.engine.intake import IntakePolicy, park_record, record_intake
 from bridge.errors import MappingError
 from bridge.store import Store
@@ -104,14 +104,17 @@ class Poller:
         return forwarded, page.more
 
     async def run(self) -> None:
-        """Poll until cancelled; back off exponentially (up to `max_backoff_s`, or the
-        hotline's `Retry-After`) while the hotline fails. Anything else that fails (the
-        store) ends the task: the node's supervisor logs it and starts it again.
+        """Poll until cancelled. While the hotline fails, wait `retry_delay(failures)`:
+        from `busy_interval_s`, doubling up to `max_backoff_s`, so that one transient
+        error costs half a second and a recovery is seen within `max_backoff_s`; a 429
+        waits its `Retry-After` (the shared request budget holds every caller back too)
+        without growing the back-off. Anything else that fails (the store) ends the task:
+        the node's supervisor logs it and starts it again.
 
         After a read that brought something new the next one comes after
         `busy_interval_s` (changes come in runs: the other side's answer to what was
         just forwarded, the rest of a burst), after a quiet one after `interval_s`."""
-        delay = self.interval_s
+        failures = 0
         while True:
             try:
                 forwarded, more = await self.poll_once()
@@ -125,13 +128,20 @@ class Poller:
                         maintenance=isinstance(exc, Unavailable),
                     )
                 self.failing = True
-                delay = min(max(delay * 2, self.interval_s), self.max_backoff_s)
-                await asyncio.sleep(getattr(exc, "retry_after", None) or delay)
+                if isinstance(exc, RateLimited):
+                    await asyncio.sleep(max(exc.retry_after, self.busy_interval_s))
+                else:
+                    failures += 1
+                    await asyncio.sleep(self.retry_delay(failures))
                 continue
             if self.failing:
                 log.info("upstream.recovered", system=self.hotline.system, feed=self.feed)
                 self.failing = False
             self.last_success = self.clock()
-            delay = self.interval_s
+            failures = 0
             if not more:
                 await asyncio.sleep(self.busy_interval_s if forwarded else self.interval_s)
+
+    def retry_delay(self, failures: int) -> float:
+        """The wait after the `failures`-th failed read in a row."""
+        return min(self.busy_interval_s * 2 ** (failures - 1), self.max_backoff_s)

@@ -46,12 +46,14 @@ class Transport:
         topology_channel: AbstractRobustChannel,
         prefetch: int,
         shutdown_timeout_s: float,
+        concurrency: int = 1,
     ) -> None:
         self.topology = topology
         self._connection = connection
         self._publisher = publisher
         self._topology_channel = topology_channel
         self._prefetch = prefetch
+        self._concurrency = concurrency
         self._shutdown_timeout_s = shutdown_timeout_s
         self._targets: dict[str, _TargetConsumers] = {}
         self._parking: Subscription | None = None
@@ -68,6 +70,7 @@ class Transport:
         topology: Topology,
         *,
         prefetch: int = 32,
+        concurrency: int = 1,
         publish_timeout_s: float = 10.0,
         reconnect_interval_s: float = 2.0,
         shutdown_timeout_s: float = 10.0,
@@ -95,6 +98,7 @@ class Transport:
             topology_channel=topology_channel,  # type: ignore[arg-type]
             prefetch=prefetch,
             shutdown_timeout_s=shutdown_timeout_s,
+            concurrency=concurrency,
         )
 
     # -- readiness ---------------------------------------------------------
@@ -217,7 +221,9 @@ class Transport:
                 await queue.bind(
                     self.topology.exchange, self.topology.binding_key(target, priority, shard)
                 )
-                subscription = Subscription(queue, process, self._closing)
+                subscription = Subscription(
+                    queue, process, self._closing, concurrency=self._concurrency
+                )
                 consumers.subscriptions[name] = subscription
                 if not consumers.paused:
                     await subscription.start()

@@ -23,6 +23,7 @@ closed is left alone: the broker delivers it again.
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Awaitable, Callable
 
 import structlog
@@ -34,6 +35,7 @@ from bridge.transport.delivery import (
     ATTEMPT_HEADER,
     BROKER_DEATH_HEADERS,
     PARK_REASON_HEADER,
+    REFERRAL_HEADER,
     RETRY_REASON_HEADER,
     Delivery,
     Handler,
@@ -195,17 +197,27 @@ def _channel_closed(message: AbstractIncomingMessage) -> bool:
 
 
 class Subscription:
-    """One consumed queue: a broker consumer feeding one sequential worker.
+    """One consumed queue: a broker consumer feeding a worker.
 
-    Messages of a queue (a shard) are processed one at a time, in delivery
-    order. The aio-pika callback only enqueues, so a reconnect never cancels a
-    handler half-way; messages delivered on a channel that has since closed are
-    skipped (the broker delivers them again).
+    Messages of one referral (header `x-bridge-referral-id`, else the message id) are
+    processed one at a time, in delivery order; messages of different referrals run
+    side by side, up to `concurrency` at once (1: the whole queue one at a time), and
+    the channel's prefetch bounds them too. So a slow call for one referral never holds
+    up the others of its shard. The aio-pika callback only enqueues, so a reconnect
+    never cancels a handler half-way; messages delivered on a channel that has since
+    closed are skipped (the broker delivers them again).
     """
 
     def __init__(
-        self, queue: AbstractRobustQueue, process: Process, closing: asyncio.Event | None = None
+        self,
+        queue: AbstractRobustQueue,
+        process: Process,
+        closing: asyncio.Event | None = None,
+        *,
+        concurrency: int = 1,
     ) -> None:
+        if concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
         self.queue = queue
         self._process = process
         self._closing = closing or asyncio.Event()
@@ -215,6 +227,9 @@ class Subscription:
         self._idle.set()
         self._tag: str | None = None
         self._worker: asyncio.Task[None] | None = None
+        self._slots = asyncio.Semaphore(concurrency)
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._latest: dict[str, asyncio.Task[None]] = {}  # per referral, its last message
 
     @property
     def consuming(self) -> bool:
@@ -243,7 +258,7 @@ class Subscription:
                 log.warning("consumer.cancel_failed", queue=self.queue.name, error=repr(exc))
 
     async def aclose(self, timeout_s: float) -> bool:
-        """Stop, wait (bounded) for the message in hand; True if it finished in time."""
+        """Stop, wait (bounded) for the messages in hand; True if they finished in time."""
         await self.stop()
         finished = True
         try:
@@ -252,12 +267,13 @@ class Subscription:
         except TimeoutError:
             finished = False
             log.warning("consumer.shutdown_timed_out", queue=self.queue.name)
-        if self._worker is not None:
-            self._worker.cancel()
-            # aiormq may turn the cancellation of a task blocked in a channel call
-            # into the channel's close error: nothing to do about either.
-            await asyncio.gather(self._worker, return_exceptions=True)
-            self._worker = None
+        tasks = [t for t in (self._worker, *self._in_flight) if t is not None]
+        for task in tasks:
+            task.cancel()
+        # aiormq may turn the cancellation of a task blocked in a channel call
+        # into the channel's close error: nothing to do about either.
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._worker = None
         return finished
 
     async def _enqueue(self, message: AbstractIncomingMessage) -> None:
@@ -266,15 +282,51 @@ class Subscription:
     async def _work(self) -> None:
         while True:
             message = await self._inbox.get()
-            await self._running.wait()
+            await self._turn()
             if _channel_closed(message):
+                self._slots.release()
                 log.debug("message.stale_skipped", queue=self.queue.name)
                 continue
+            key = _order_key(message)
+            task = asyncio.create_task(self._one(message, self._latest.get(key)))
+            self._latest[key] = task
+            self._in_flight.add(task)
             self._idle.clear()
+            task.add_done_callback(functools.partial(self._finished, key))
+
+    async def _turn(self) -> None:
+        """Wait for a free slot while consuming runs (a pause holds what is not started)."""
+        while True:
+            await self._running.wait()
+            await self._slots.acquire()
+            if self._running.is_set():
+                return
+            self._slots.release()
+
+    async def _one(
+        self, message: AbstractIncomingMessage, before: asyncio.Task[None] | None
+    ) -> None:
+        """Process one message once the one before it of the same referral is done."""
+        try:
+            if before is not None:
+                await asyncio.wait({before})
             try:
                 await self._process(message)
             except Exception as exc:  # never let one message stop the shard, or hang
                 log.error("settle.failed", queue=self.queue.name, error=type(exc).__name__)
                 await give_back(message, self._closing)
-            finally:
-                self._idle.set()
+        finally:
+            self._slots.release()
+
+    def _finished(self, key: str, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        if self._latest.get(key) is task:
+            del self._latest[key]
+        if not self._in_flight:
+            self._idle.set()
+
+
+def _order_key(message: AbstractIncomingMessage) -> str:
+    """What orders messages: their referral (snapshots of one referral apply in order)."""
+    referral = (message.headers or {}).get(REFERRAL_HEADER)
+    return referral if isinstance(referral, str) else f"message:{message.message_id}"

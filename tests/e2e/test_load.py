@@ -32,12 +32,16 @@ def requests_and_429s(sims: Simulators) -> tuple[int, int]:
     return sum(counts["requests"].values()), counts["rate_limited"]
 
 
+@pytest.mark.timeout(600)
 async def test_300_referrals_stay_under_12345s_rate_limit(sims: Simulators, tmp_path: Path) -> None:
     await sims.control("12345", "POST", "/faults", {"rate_limit_per_s": LIMIT_RPS})
     flow = Flow(sims, seed=3, rate_per_s=20, total=REFERRALS)
     started = time.monotonic()
     async with running_node(
-        sims, tmp_path, hotlines={"12345": {"rate_limit_rps": LIMIT_RPS}}
+        sims,
+        tmp_path,
+        amqp={"shards": 4},
+        hotlines={"12345": {"rate_limit_rps": LIMIT_RPS}},
     ) as node:
         try:
             flow.start()
@@ -64,6 +68,7 @@ ALLOWED_REFUSALS = {("12345", "40101"), ("12351", "410")}
 one and calls again), cursors expired (the reader restarts from `changed_since`)."""
 
 
+@pytest.mark.timeout(900)
 @pytest.mark.refusals("revoked tokens (40101) and expired cursors (410) are injected")
 async def test_every_step_follows_within_a_minute_under_a_fault_mix(
     sims: Simulators, tmp_path: Path
@@ -97,7 +102,7 @@ async def test_every_step_follows_within_a_minute_under_a_fault_mix(
         sims,
         tmp_path,
         retry_policy=RetryPolicy(),
-        amqp={"retry_delays_s": (2, 10, 60, 300, 900, 1800)},
+        amqp={"retry_delays_s": (2, 10, 60, 300, 900, 1800), "shards": 4},
         hotlines={"12345": {"rate_limit_rps": LIMIT_RPS}},
         poll_interval_s=2.0,
         poll_busy_interval_s=0.5,
@@ -105,13 +110,15 @@ async def test_every_step_follows_within_a_minute_under_a_fault_mix(
         attempt_timeout_s=30.0,
     ) as node:
         storm = asyncio.create_task(brief_faults(sims, random.Random(seed)))
+        progress = asyncio.create_task(report(flow))
         try:
             flow.start()
             await wait_until(lambda: not flow.producing, 120, what="all referrals produced")
             await wait_until(flow.done, 900, what=f"convergence: {flow.summary()}")
         finally:
             storm.cancel()
-            await asyncio.gather(storm, return_exceptions=True)
+            progress.cancel()
+            await asyncio.gather(storm, progress, return_exceptions=True)
             await flow.aclose()
         parked = await node.store.list_dead_letters(status="parked")
     measured = latencies(sims, flow)
@@ -136,13 +143,27 @@ async def brief_faults(sims: Simulators, rng: random.Random) -> None:
     while True:
         await asyncio.sleep(1.0)
         tick += 1
-        if tick % 6 == 0:
+        if tick % 20 == 0:
             await sims.control("12345", "POST", "/faults", {"burst_429": 3, "retry_after": "1"})
             when = format_datetime(sims.sim12351.clock.now(), usegmt=True)
             await sims.control("12351", "POST", "/faults", {"burst_429": 3, "retry_after": when})
-        if tick % 15 == 0:
+        if tick % 30 == 15:
             await sims.control("12345", "POST", "/tokens/revoke", {})
-        if tick % 20 == 7:
+        if tick % 40 == 7:
             await sims.control("12351", "POST", "/cursors/expire", {})
         if tick == 12:
             await sims.control("12351", "POST", "/faults", {"maintenance_s": rng.uniform(8, 15)})
+
+
+async def report(flow: Flow) -> None:
+    last, stalled = "", 0
+    while True:
+        await asyncio.sleep(15)
+        summary = flow.summary()
+        print(f"progress: {summary}", flush=True)
+        stalled = stalled + 1 if summary == last else 0
+        last = summary
+        if stalled == 3:  # no progress for 45 s: say where every task waits
+            for task in asyncio.all_tasks():
+                print(f"--- task {task.get_name()}", flush=True)
+                task.print_stack(limit=30)

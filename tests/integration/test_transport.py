@@ -295,6 +295,37 @@ async def test_per_shard_order_is_preserved(connect: TransportFactory) -> None:
     assert len(published) > 1
 
 
+async def test_with_concurrency_one_referral_in_order_and_a_slow_one_blocks_no_other(
+    connect: TransportFactory,
+) -> None:
+    """The node's setting: referrals of one shard side by side, each in its order."""
+    transport = await connect(new_topology(shards=1), concurrency=8)
+    release = asyncio.Event()
+    by_referral: dict[str, list[str]] = defaultdict(list)
+
+    async def handler(delivery: Delivery) -> Outcome:
+        if delivery.referral_id == "R-slow":
+            await release.wait()
+        await asyncio.sleep(0.001 * (hash(delivery.message_id) % 3))
+        by_referral[delivery.referral_id or ""].append(delivery.message_id)
+        return Outcome.ACK
+
+    await transport.consume("12351", handler)
+    published: dict[str, list[str]] = defaultdict(list)
+    await transport.publish_snapshot("12351", "R-slow", False, b"{}", "m-slow")
+    published["R-slow"].append("m-slow")
+    for i in range(120):
+        referral = f"R-{i % 7}"
+        await transport.publish_snapshot("12351", referral, False, b"{}", f"m-{i}")
+        published[referral].append(f"m-{i}")
+    # everything but the slow referral goes through while it is held up
+    await eventually(lambda: sum(map(len, by_referral.values())) == 120)
+    assert "R-slow" not in by_referral
+    release.set()
+    await eventually(lambda: sum(map(len, by_referral.values())) == 121)
+    assert dict(by_referral) == dict(published)
+
+
 async def test_alert_traffic_flows_while_normal_handler_is_blocked(
     connect: TransportFactory,
 ) -> None:

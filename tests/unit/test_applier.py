@@ -144,3 +144,38 @@ async def test_a_refused_return_is_parked_once_with_the_reason(setup) -> None:  
     assert "return" in letter.reason and ORDER_NO in letter.reason and "24 h" in letter.reason
     await applier.apply(snapshot(3, status="rejected", rejection_reason="非工会职责"))
     assert hotline.calls.count("return") == 1  # parked actions are not retried by themselves
+
+
+class LosingHotline(FakeHotline12345):
+    """Its next sign takes effect but the answer is lost (a gateway timeout)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lose_next = True
+
+    async def perform(self, action: Action) -> ActionResult:
+        result = await super().perform(action)
+        if self.lose_next:
+            self.lose_next = False
+            raise TransientError("12345", "504 after sending", ambiguous=True)
+        return result
+
+
+async def test_after_a_lost_answer_the_order_is_read_before_signing_again(tmp_path: Path) -> None:
+    """No second sign (12345 would refuse it with 40002): the retry reads the order."""
+    store = await Store.connect(f"sqlite:///{tmp_path / 'ledger.db'}")
+    hotline = LosingHotline()
+    applier = Applier(
+        store=store,
+        hotline=hotline,
+        policy=Apply12345(hotline=hotline, handler="h", tables=TABLES),
+        retry_policy=RetryPolicy.no_wait(),
+    )
+    try:
+        assert await applier.apply(snapshot(1)) is Outcome.ACK
+        assert hotline.calls == ["sign"]  # one sign; the retry read the order instead
+        async with store.begin() as tx:
+            action = await tx.get_action(f"12345:{ORDER_NO}", "12345", "sign")
+        assert action is not None and action.outcome == "already_applied"
+    finally:
+        await store.aclose()

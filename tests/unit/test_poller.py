@@ -179,3 +179,19 @@ async def test_a_quiet_read_writes_nothing(tmp_path: Path) -> None:
         assert store._engine.commits == commits  # type: ignore[union-attr]
     finally:
         await store.aclose()
+
+
+def test_a_failing_feed_is_read_again_soon_and_backs_off_to_a_bound() -> None:
+    """One transient error costs half a second; a long outage is probed every 10 s."""
+    poller = Poller(
+        store=None,  # type: ignore[arg-type]
+        hotline=OnePage([]),  # type: ignore[arg-type]
+        feed="dispatched",
+        policy=Intake12345(unit_code="BJZGH", tables=MappingTables.default()),
+        topology=Topology("unit"),
+        target="12351",
+        interval_s=2.0,
+        busy_interval_s=0.5,
+        max_backoff_s=10.0,
+    )
+    assert [poller.retry_delay(n) for n in range(1, 8)] == [0.5, 1, 2, 4, 8, 10, 10]
