@@ -224,11 +224,14 @@ async def run_e2e(
     log_path: Path | None = None,
     log_level: str = "info",
     postgres_admin_url: str | None = None,
+    limits: bool = False,
 ) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="hb-bench-") as tmp:
         async with (
             store_url(Path(tmp), postgres_admin_url) as store,
-            Simulators(port_12345=0, port_12351=0, rate_limits=False) as sims,
+            # limits off: neither the simulators nor the node's request budget limit the
+            # rate (a benchmark of the bridge); on: 12345 at 20/s and the node under it
+            Simulators(port_12345=0, port_12351=0, rate_limits=limits) as sims,
         ):
             settings = bench_settings(sims, url, store, bridge_overrides)
             measure = partial(
@@ -452,6 +455,7 @@ async def main(args: argparse.Namespace, log_path: Path) -> None:
         log_path=node_log_path,
         log_level=args.log_level,
         postgres_admin_url=args.postgres,
+        limits=args.limits,
     )
     print(f"    done                         (load {load()})")
     if profiler is not None:
@@ -513,6 +517,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         metavar="ADMIN_URL",
         help="store on PostgreSQL: a throwaway database created through ADMIN_URL "
         "(default: %(const)s) and dropped afterwards; without it, SQLite",
+    )
+    parser.add_argument(
+        "--limits",
+        action="store_true",
+        help="12345's published rate limit on (the simulator at 20 requests/s, the node's "
+        "request budget under it): what the limit costs; off by default",
     )
     parser.add_argument(
         "--node-process",
