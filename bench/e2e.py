@@ -242,7 +242,8 @@ async def run_e2e(
                     config = Path(tmp) / "bridge.toml"
                     config.write_text(settings_to_toml(settings), encoding="utf-8")
                     daemon_log = log_path or Path(tmp) / "node.log"
-                    return await _with_daemon(config, daemon_log, log_level, settings, measure)
+                    result = await _with_daemon(config, daemon_log, log_level, settings, measure)
+                    return result | _answered_12345(sims)
                 async with AsyncExitStack() as stack:
                     node = await start_node(settings, stack)
                     # Let every poller finish its first (empty) read: startup is not timed.
@@ -251,9 +252,18 @@ async def run_e2e(
                         if time.monotonic() > deadline:
                             raise RuntimeError("the pollers did not start")
                         await asyncio.sleep(0.02)
-                    return await measure(profiler=profiler)
+                    return await measure(profiler=profiler) | _answered_12345(sims)
             finally:
                 await delete_namespace(settings)
+
+
+def _answered_12345(sims: Simulators) -> dict[str, Any]:
+    """What the 12345 simulator counted: every request, and those its limit answered 429."""
+    counts = sims.sim12345.counts
+    return {
+        "requests_12345": sum(counts["requests"].values()),
+        "rate_limited_12345": counts["rate_limited"],
+    }
 
 
 async def _with_daemon(
@@ -488,6 +498,10 @@ async def main(args: argparse.Namespace, log_path: Path) -> None:
         print(f"peak RSS           {peak_rss_mb:.1f} MB (whole process: simulators, node, raw)")
     runs = ", ".join(f"{r['msgs_per_s']:.0f}" for r in raw_runs)
     print(f"raw msgs/s         {raw:.1f} (best of {len(raw_runs)}: {runs})")
+    print(
+        f"12345 requests     {e2e['requests_12345']} "
+        f"({e2e['rate_limited_12345']} answered 429 by its rate limit)"
+    )
     print(f"load average       {load()}")
     print(f"e2e_ratio {e2e['referrals_per_s'] / raw:.4f}")
 
