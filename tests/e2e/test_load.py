@@ -96,7 +96,7 @@ async def test_every_step_follows_within_a_minute_under_a_fault_mix(
         "/faults",
         {"error_rate": 0.08, "error_status": 500, "lost_rate": 0.03, "lost_status": 502},
     )
-    flow = Flow(sims, seed=seed, rate_per_s=5, total=REFERRALS)
+    flow = Flow(sims, seed=seed, rate_per_s=3, total=REFERRALS)
     # the daemon's own defaults: polls, back-off, retry ladder, attempt deadline, budget
     async with running_node(
         sims,
@@ -137,8 +137,9 @@ async def test_every_step_follows_within_a_minute_under_a_fault_mix(
 
 
 async def brief_faults(sims: Simulators, rng: random.Random) -> None:
-    """Bursts of 429 (both Retry-After forms), token revocations, cursor expiry and one
-    short 12351 maintenance window, while the flow runs."""
+    """Bursts of 429 (both Retry-After forms) every 20 s, token revocations every 30 s,
+    cursor expiry every 40 s and one short 12351 maintenance window (5 to 8 s, 25 s in),
+    while the flow runs."""
     tick = 0
     while True:
         await asyncio.sleep(1.0)
@@ -151,8 +152,8 @@ async def brief_faults(sims: Simulators, rng: random.Random) -> None:
             await sims.control("12345", "POST", "/tokens/revoke", {})
         if tick % 40 == 7:
             await sims.control("12351", "POST", "/cursors/expire", {})
-        if tick == 12:
-            await sims.control("12351", "POST", "/faults", {"maintenance_s": rng.uniform(8, 15)})
+        if tick == 25:  # mid-run; orders dispatched during it wait for its end, of course
+            await sims.control("12351", "POST", "/faults", {"maintenance_s": rng.uniform(5, 8)})
 
 
 async def report(flow: Flow) -> None:
