@@ -29,7 +29,6 @@ from adapters.base import ActionResult, Hotline
 from adapters.errors import (
     AdapterError,
     Conflict,
-    ErrorInfo,
     RateLimited,
     StaleVersion,
     StatusNotAllowed,
@@ -37,10 +36,11 @@ from adapters.errors import (
 )
 from adapters.ratelimit import urgent
 from adapters.retry import RetryPolicy, retrying
+from bridge.engine import parking
 from bridge.engine.intake import REPLAY_HEADER
 from bridge.engine.planner import Hold, Plan, Step
 from bridge.errors import MappingError
-from bridge.store import ActionRow, DeadLetterIn, ReferralRow, Store, Tx
+from bridge.store import ActionRow, ReferralRow, Store, Tx
 from bridge.transport import Outcome, Verdict
 from bridge.transport.delivery import Delivery
 from schemas.canonical import SCHEMA_VERSION, Referral
@@ -282,67 +282,17 @@ class Applier:
             return False
 
     async def _refused(self, ref: Referral, step: Step, exc: AdapterError) -> Outcome:
-        info = ErrorInfo.of(exc)
-        reason = (
-            f"{self.system} refused {step.kind} for {ref.referral_id}: {info.kind}"
-            f"{': ' + info.detail if info.detail else ''}"
-        )
-        field = info.fields[0]["pointer"] if info.fields else None
-        async with self.store.begin() as tx:
-            await self._park_in(tx, ref, reason, field)
-            await tx.record_action(
-                ActionRow(
-                    ref.referral_id, self.system, step.key, step.kind, "parked", {"reason": reason}
-                )
-            )
-        log.warning("action.parked", kind=step.kind, key=step.key, error=info.kind)
+        await parking.park_refusal(self.store, self.system, ref, step, exc)
         return Outcome.ACK
 
     async def _hold(self, ref: Referral, hold: Hold) -> None:
-        async with self.store.begin() as tx:
-            if hold.outcome == "parked":
-                await self._park_in(tx, ref, hold.reason, hold.field)
-            await tx.record_action(
-                ActionRow(
-                    ref.referral_id,
-                    self.system,
-                    hold.key,
-                    hold.kind,
-                    hold.outcome,
-                    {"reason": hold.reason},
-                )
-            )
-        log.info("action.held", kind=hold.kind, key=hold.key, outcome=hold.outcome)
+        await parking.hold(self.store, self.system, ref, hold)
 
     async def _park_in(self, tx: Tx, ref: Referral, reason: str, field: str | None) -> None:
-        await tx.park(
-            DeadLetterIn(
-                system=self.system,
-                stage="apply",
-                reason=reason,
-                payload={"snapshot": ref.model_dump(mode="json")},
-                referral_id=ref.referral_id,
-                field=field,
-            )
-        )
-        log.warning("snapshot.parked", field=field)
+        await parking.park_snapshot(tx, self.system, ref, reason, field)
 
     async def _park_message(self, delivery: Delivery, reason: str, field: str | None) -> None:
-        async with self.store.begin() as tx:
-            await tx.park(
-                DeadLetterIn(
-                    system=self.system,
-                    stage="apply",
-                    reason=reason,
-                    payload={
-                        "message_id": delivery.message_id,
-                        "body": delivery.body.decode("utf-8", "replace"),
-                    },
-                    referral_id=delivery.referral_id,
-                    field=field,
-                )
-            )
-        log.warning("message.parked", message_id=delivery.message_id, field=field)
+        await parking.park_message(self.store, self.system, delivery, reason, field)
 
 
 _LOST_ANSWER = TransientError("lost", "the answer to the last attempt was lost", ambiguous=True)

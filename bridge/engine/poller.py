@@ -19,6 +19,10 @@ from bridge.transport import Topology
 
 log = structlog.get_logger(__name__)
 
+READ_TIMEOUT_S = 300.0
+"""The longest one poll (its pages, its transaction) may take: far above any healthy read
+(HTTP calls time out after 10 s, a 429 pauses for at most 60 s)."""
+
 
 def _as_mapping_error(exc: Exception, native_key: str) -> MappingError:
     if isinstance(exc, MappingError):
@@ -45,6 +49,7 @@ class Poller:
         max_backoff_s: float = 60.0,
         on_recorded: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        read_timeout_s: float = READ_TIMEOUT_S,
     ) -> None:
         self.store = store
         self.hotline = hotline
@@ -59,6 +64,7 @@ class Poller:
         self.clock = clock
         self.failing = False
         self.last_success: datetime | None = None
+        self.read_timeout_s = read_timeout_s
 
     @property
     def name(self) -> str:
@@ -117,7 +123,11 @@ class Poller:
         failures = 0
         while True:
             try:
-                forwarded, more = await self.poll_once()
+                # A read that never ends (a hang we cannot see) must not stop the feed
+                # silently: past the bound it ends the task, which the supervisor logs
+                # and restarts.
+                async with asyncio.timeout(self.read_timeout_s):
+                    forwarded, more = await self.poll_once()
             except AdapterError as exc:
                 if not self.failing:
                     log.warning(

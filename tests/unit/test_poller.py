@@ -195,3 +195,28 @@ def test_a_failing_feed_is_read_again_soon_and_backs_off_to_a_bound() -> None:
         max_backoff_s=10.0,
     )
     assert [poller.retry_delay(n) for n in range(1, 8)] == [0.5, 1, 2, 4, 8, 10, 10]
+
+
+class Hanging(OnePage):
+    async def read_feed(self, feed: str, position: str | None) -> FeedPage[Order]:
+        await asyncio.Event().wait()  # never answers
+        raise AssertionError
+
+
+async def test_a_read_that_never_ends_ends_the_task_for_the_supervisor(tmp_path: Path) -> None:
+    store = await Store.connect(f"sqlite:///{tmp_path / 'ledger.db'}")
+    try:
+        poller = Poller(
+            store=store,
+            hotline=Hanging([]),  # type: ignore[arg-type]
+            feed="dispatched",
+            policy=Intake12345(unit_code="BJZGH", tables=MappingTables.default()),
+            topology=Topology("unit"),
+            target="12351",
+            interval_s=1,
+            read_timeout_s=0.05,
+        )
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(poller.run(), 5)
+    finally:
+        await store.aclose()
