@@ -12,7 +12,9 @@ Every other status is returned as a `Response` for the client to read its own wa
 (12345 envelopes, 12351 problem documents).
 
 With a `budget` (`adapters.ratelimit.RequestBudget`), the call waits for its turn before
-it is sent, and a 429 tells the budget to slow every caller of that hotline down.
+it is sent, a 429 tells the budget to slow every caller of that hotline down, and the
+call's outcome (`outcome_of`: a class of status, never an id) is counted in
+`budget.outcomes`.
 """
 
 from __future__ import annotations
@@ -60,6 +62,35 @@ def parse_retry_after(
     return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
 
 
+OUTCOMES = (
+    "ok",
+    "client_error",
+    "auth_error",
+    "rate_limited",
+    "unavailable",
+    "server_error",
+    "cannot_connect",
+    "timeout",
+    "connection_error",
+)
+"""Every outcome `request()` counts: a small, fixed set (metric labels)."""
+
+
+def outcome_of(status: int) -> str:
+    """The outcome class of an HTTP status."""
+    if status == 429:
+        return "rate_limited"
+    if status == 401:
+        return "auth_error"
+    if status in (502, 503, 504):
+        return "unavailable"
+    if status >= 500:
+        return "server_error"
+    if status >= 400:
+        return "client_error"
+    return "ok"
+
+
 async def request(
     session: aiohttp.ClientSession,
     system: str,
@@ -81,13 +112,18 @@ async def request(
             body = await resp.read()
             status, headers = resp.status, resp.headers
     except aiohttp.ClientConnectorError as exc:
+        _count(budget, "cannot_connect")
         raise TransientError(system, f"{method} {url}: cannot connect") from exc
     except TimeoutError as exc:
+        _count(budget, "timeout")
         raise TransientError(system, f"{method} {url}: timed out", ambiguous=True) from exc
     except aiohttp.ClientError as exc:
+        _count(budget, "connection_error")
         raise TransientError(
             system, f"{method} {url}: {type(exc).__name__}", ambiguous=True
         ) from exc
+
+    _count(budget, outcome_of(status))
 
     if status == 429:
         retry_after = parse_retry_after(headers.get("Retry-After"))
@@ -101,3 +137,8 @@ async def request(
     if status == 401:
         raise AuthError(system, f"{method} {url}: HTTP 401")
     return Response(status, dict(headers), body)
+
+
+def _count(budget: RequestBudget | None, outcome: str) -> None:
+    if budget is not None:
+        budget.outcomes[outcome] += 1

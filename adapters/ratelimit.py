@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -111,6 +111,9 @@ class RequestBudget:
         self._urgent: deque[_Waiter] = deque()
         self._normal: deque[_Waiter] = deque()
         self._pumping = False
+        self.outcomes: Counter[str] = Counter()
+        """Calls sent through this budget by outcome (`adapters.http.outcome_of`), for
+        the node's metrics; counted by `request()`."""
 
     @property
     def current_rate_per_s(self) -> float | None:

@@ -173,6 +173,7 @@ def bench_settings(
         None,
         amqp={"url": url, "namespace": namespace},
         store={"url": store_url},
+        admin={"listen": "127.0.0.1:0"},  # any free port: never collides with a real node
         bridge=overrides,
         **sims.config_sections(),
     )

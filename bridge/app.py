@@ -1,7 +1,7 @@
 """The composition root: builds a node from its settings, owns start and stop.
 
 Start order: HTTP session → store → adapters → broker (topology) → consumers (appliers)
-→ outbox relay → pollers → reconciler; torn down in reverse by one `AsyncExitStack`.
+→ outbox relay → pollers → reconciler → admin API; torn down in reverse by one `AsyncExitStack`.
 This is the only module that names concrete adapters: a third partner hotline is a new
 `adapters/<name>/` package, a mapping module, a side module and one entry in `SIDES`.
 """
@@ -24,7 +24,9 @@ from adapters.base import Hotline
 from adapters.errors import AdapterError
 from adapters.hotline12345.adapter import Hotline12345
 from adapters.hotline12351.adapter import Hotline12351
+from adapters.ratelimit import RequestBudget
 from adapters.retry import RetryPolicy
+from bridge.admin import serve_admin
 from bridge.config import Settings
 from bridge.engine.applier import Applier, ApplyPolicy
 from bridge.engine.intake import IntakePolicy
@@ -47,12 +49,14 @@ PARTNER = {"12345": "12351", "12351": "12345"}
 
 @dataclass
 class Side:
-    """One hotline this node runs: its adapter, intake and apply policies."""
+    """One hotline this node runs: its adapter, intake and apply policies, and the
+    request budget its calls spend (which counts their outcomes, for the metrics)."""
 
     system: str
     hotline: Hotline
     intake: IntakePolicy
     apply: ApplyPolicy
+    budget: RequestBudget | None = None
 
 
 def build_side(
@@ -68,6 +72,7 @@ def build_side(
             hotline12345,
             Intake12345(unit_code=settings.hotline12345.unit_code, tables=tables),
             Apply12345(hotline=hotline12345, handler=handler, tables=tables),
+            hotline12345.budget,
         )
     if system == "12351":
         assert settings.hotline12351 is not None
@@ -77,6 +82,7 @@ def build_side(
             hotline12351,
             Intake12351(tables=tables),
             Apply12351(hotline=hotline12351, tables=tables),
+            hotline12351.budget,
         )
     raise ValueError(f"unknown hotline {system!r}")
 
@@ -107,6 +113,8 @@ class Node:
     supervisor: Supervisor
     reconciler: Reconciler | None = None
     paused: set[str] = field(default_factory=set)
+    admin_url: str | None = None
+    """Where the admin API listens (the port actually bound); None: `[admin]` disabled."""
     probe_interval_s: float = 2.0
     """Between two pings of a paused hotline: cheap (under 1 % of 12345's budget) and
     short, so that a recovery is noticed within seconds, not at a back-off step later."""
@@ -222,7 +230,8 @@ async def start_node(
             )
             node.pollers.append(poller)
             node.spawn(poller.name, poller.run)
-    log.info("node.started", node_id=node_id, sides=list(sides))
+    node.admin_url = await serve_admin(node, stack, PARTNER)
+    log.info("node.started", node_id=node_id, sides=list(sides), admin=node.admin_url)
     return node
 
 

@@ -91,13 +91,24 @@ class StoreConfig(_Section):
 
 
 class AdminConfig(_Section):
-    listen: str = "127.0.0.1:8080"
+    enabled: bool = Field(default=True, description="serve the admin HTTP API on `listen`")
+    listen: str = Field(
+        default="127.0.0.1:8080", description="host:port of the admin API; port 0: any free one"
+    )
     tokens: dict[str, Literal["read", "operate"]] = Field(default_factory=dict)
+
+    @field_validator("listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        _, sep, port = value.rpartition(":")
+        if not sep or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ValueError("listen is host:port, the port 0-65535")
+        return value
 
     @property
     def host_port(self) -> tuple[str, int]:
         host, _, port = self.listen.rpartition(":")
-        return host or "127.0.0.1", int(port)
+        return host.strip("[]") or "127.0.0.1", int(port)
 
 
 class BridgeSection(_Section):

@@ -136,7 +136,8 @@ async def run_demo(config_path: str | None, *, rate: float, seconds: float, log_
         await sims.drive(rate)
         print(
             f"hotline-bridge demo: 12345 at {sims.url_12345}, 12351 at {sims.url_12351}, "
-            f"store {settings.store.url}, logs in {log_file}. Ctrl-C to stop."
+            f"store {settings.store.url}, admin at {node.admin_url}, logs in {log_file}. "
+            "Ctrl-C to stop."
         )
         started = time.monotonic()
         stop = asyncio.Event()

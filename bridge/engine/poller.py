@@ -63,6 +63,7 @@ class Poller:
         self.on_recorded = on_recorded
         self.clock = clock
         self.failing = False
+        self.last_error: str | None = None  # the type of the last failure, for readiness
         self.last_success: datetime | None = None
         self.read_timeout_s = read_timeout_s
 
@@ -137,7 +138,7 @@ class Poller:
                         error=type(exc).__name__,
                         maintenance=isinstance(exc, Unavailable),
                     )
-                self.failing = True
+                self.failing, self.last_error = True, type(exc).__name__
                 if isinstance(exc, RateLimited):
                     await asyncio.sleep(max(exc.retry_after, self.busy_interval_s))
                 else:

@@ -5,6 +5,7 @@ Alembic migrations applied at :meth:`Store.connect`. See :mod:`.store` for the
 transaction and locking contract.
 """
 
+from .figures import Figures
 from .models import (
     DEAD_LETTER_STAGES,
     DEAD_LETTER_STATUSES,
@@ -35,6 +36,7 @@ __all__ = [
     "DeadLetterStage",
     "DeadLetterStatus",
     "Event",
+    "Figures",
     "OutboxMessage",
     "OutboxRow",
     "ReconciliationRun",

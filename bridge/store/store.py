@@ -33,6 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from . import dead_letters, events, feeds, leases, ledger, outbox, reconciliation
 from .engine import BEGIN_MODE_OPTION, create_engine, current_revision, migrate
+from .figures import Figures, read_figures
 from .models import (
     Clock,
     DeadLetterRow,
@@ -55,6 +56,7 @@ class Store:
         self._clock = clock
         self._sqlite = engine.dialect.name == "sqlite"
         self._lock_owner: asyncio.Task[Any] | None = None
+        self._closed = False
 
     @classmethod
     async def connect(cls, url: str, *, clock: Clock = utc_now) -> Store:
@@ -78,11 +80,15 @@ class Store:
         return self._engine.dialect.name
 
     async def aclose(self) -> None:
-        """Close every pooled connection."""
+        """Close every pooled connection; `ping()` fails from now on."""
+        self._closed = True
         await self._engine.dispose()
 
     async def ping(self) -> None:
-        """Run ``SELECT 1``; raises if the database cannot be reached."""
+        """Run ``SELECT 1``; raises if the database cannot be reached or the store
+        is closed (:class:`RuntimeError`)."""
+        if self._closed:
+            raise RuntimeError("the store is closed")
         async with self._engine.connect() as conn:
             await conn.execute(sa.text("SELECT 1"))
 
@@ -269,6 +275,14 @@ class Store:
             return await reconciliation.list_(conn, limit=limit, offset=offset)
 
     # status
+    async def figures(self) -> Figures:
+        """Grouped counts for the metrics (see :mod:`bridge.store.figures`); raises
+        :class:`RuntimeError` once the store is closed."""
+        if self._closed:
+            raise RuntimeError("the store is closed")
+        async with self._read() as conn:
+            return await read_figures(conn)
+
     async def stats(self) -> dict[str, Any]:
         """Figures for ``/status`` and metrics, read in one transaction.
 

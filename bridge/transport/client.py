@@ -107,6 +107,20 @@ class Transport:
     def connected(self) -> bool:
         return not self._connection.is_closed and self._connection.connected.is_set()
 
+    def consumers_state(self, target: str) -> str:
+        """Readiness of `target`'s consumers: `ok` (every work queue consumed), `paused`,
+        `none` (nothing consumed), or `detached: n of m consumed`."""
+        consumers = self._targets.get(target)
+        if consumers is None or not consumers.subscriptions:
+            return "none"
+        if consumers.paused:
+            return "paused"
+        subscriptions = consumers.subscriptions.values()
+        attached = sum(1 for s in subscriptions if s.consuming)
+        if attached == len(subscriptions):
+            return "ok"
+        return f"detached: {attached} of {len(subscriptions)} consumed"
+
     async def ping(self, timeout_s: float = 5.0) -> bool:
         """True if the broker answers and the namespace's exchange exists."""
         if not self.connected:

@@ -123,6 +123,7 @@ def settings_for(
             **(amqp or {}),
         },
         "store": {"url": STORES.url(tmp_path, store_name)},
+        "admin": {"listen": "127.0.0.1:0"},  # many nodes at once: any free port each
         "bridge": {
             "sides": sides,
             "poll_interval_s": 0.2,

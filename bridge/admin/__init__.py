@@ -1,0 +1,6 @@
+"""The admin HTTP API of a node (aiohttp): `/livez`, `/readyz`, `/metrics`."""
+
+from bridge.admin.server import build_app, serve_admin
+from bridge.admin.state import STATE, AdminState
+
+__all__ = ["STATE", "AdminState", "build_app", "serve_admin"]

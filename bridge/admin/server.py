@@ -1,0 +1,81 @@
+"""The admin server: one `web.Application` per node, its runtime state under one
+`web.AppKey`, served by a `web.AppRunner` that the node's `AsyncExitStack` cleans up.
+
+Routes (no token needed for these three): `GET /livez`, `GET /readyz`, `GET /metrics`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING
+
+import structlog
+from aiohttp import web
+
+from bridge.admin import health, metrics
+from bridge.admin.state import STATE, AdminState
+
+if TYPE_CHECKING:
+    from bridge.app import Node
+
+log = structlog.get_logger(__name__)
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def _count_requests(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Count every request by its route's pattern (never the raw path: no ids in labels);
+    an HTTP error (404, 405) answers as an RFC 9457 problem document."""
+    resource = request.match_info.route.resource
+    route = resource.canonical if resource is not None else "unmatched"
+    status = 500  # what aiohttp answers for an exception out of a handler
+    try:
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            if exc.status < 400:
+                status = exc.status
+                raise
+            response = problem(exc.status, exc.reason)
+        status = response.status
+        return response
+    finally:
+        request.app[STATE].requests.labels(route, request.method, str(status)).inc()
+
+
+def problem(status: int, title: str) -> web.Response:
+    body = {"type": "about:blank", "title": title, "status": status}
+    return web.json_response(body, status=status, content_type="application/problem+json")
+
+
+def build_app(node: Node, partner: Mapping[str, str]) -> web.Application:
+    """The admin application of `node` (not yet served)."""
+    app = web.Application(middlewares=[_count_requests])
+    state = AdminState(node, partner)
+    state.registry.register(metrics.NodeCollector(state))
+    app[STATE] = state
+    app.router.add_get("/livez", health.livez)
+    app.router.add_get("/readyz", health.readyz)
+    app.router.add_get("/metrics", metrics.scrape)
+    return app
+
+
+async def serve_admin(node: Node, stack: AsyncExitStack, partner: Mapping[str, str]) -> str | None:
+    """Serve the admin API on `[admin] listen` until `stack` closes; returns its URL
+    with the port actually bound (port 0 picks a free one), or None when
+    `[admin] enabled` is false. Raises `OSError` if the address cannot be bound."""
+    config = node.settings.admin
+    if not config.enabled:
+        return None
+    runner = web.AppRunner(build_app(node, partner), access_log=None, handle_signals=False)
+    await runner.setup()
+    stack.push_async_callback(runner.cleanup)
+    host, port = config.host_port
+    await web.TCPSite(runner, host, port).start()
+    bound = runner.addresses[0][1]
+    url = f"http://{f'[{host}]' if ':' in host else host}:{bound}"
+    log.info("admin.listening", url=url)
+    return url

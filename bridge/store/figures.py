@@ -1,0 +1,42 @@
+"""What the node's metrics read from the store at scrape time: a few grouped counts,
+labelled by low-cardinality columns only (system, state, stage; never ids or text)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from . import outbox
+from .tables import dead_letters, referrals
+
+
+@dataclass(frozen=True)
+class Figures:
+    referrals: dict[tuple[str, str], int]
+    """(origin system, state) → referrals"""
+    outbox_depth: int
+    outbox_oldest_at: datetime | None
+    parked: dict[tuple[str, str], int]
+    """(system, stage) → dead letters still parked"""
+
+
+async def read_figures(conn: AsyncConnection) -> Figures:
+    """Three grouped queries in the caller's (read) transaction."""
+    by_state = sa.select(referrals.c.origin_system, referrals.c.state, sa.func.count()).group_by(
+        referrals.c.origin_system, referrals.c.state
+    )
+    parked = (
+        sa.select(dead_letters.c.system, dead_letters.c.stage, sa.func.count())
+        .where(dead_letters.c.status == "parked")
+        .group_by(dead_letters.c.system, dead_letters.c.stage)
+    )
+    depth, oldest = await outbox.backlog(conn)
+    return Figures(
+        referrals={(o, s): int(n) for o, s, n in await conn.execute(by_state)},
+        outbox_depth=depth,
+        outbox_oldest_at=oldest,
+        parked={(system, stage): int(n) for system, stage, n in await conn.execute(parked)},
+    )
