@@ -151,7 +151,6 @@ class FaultInjector:
             )
         return None
 
-
     def lose(self) -> Fault | None:
         """After a call took effect: the gateway's answer instead of the API's, when the
         `lost_rate` fault loses this one."""
@@ -224,6 +223,22 @@ class CallLog:
         self.refusals.clear()
         self._requests.clear()
         self._answered_by.clear()
+
+
+class CountsCalls:
+    """For a simulator with a `calls: CallLog`: what it refused and counted."""
+
+    calls: CallLog
+
+    @property
+    def refusals(self) -> list[Refusal]:
+        """Every API call refused so far (not those faults or the rate limit answered)."""
+        return self.calls.refusals
+
+    @property
+    def counts(self) -> dict[str, Any]:
+        """`{"requests": {client: n}, "refused", "rate_limited", "faulted"}` (`CallLog`)."""
+        return self.calls.counts
 
 
 Refuses = Callable[[web.Request, web.StreamResponse], tuple[str, str] | None]

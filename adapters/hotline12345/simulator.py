@@ -55,12 +55,18 @@ from adapters.hotline12345.sim_api import (
 from adapters.hotline12345.sim_control import control_routes_12345
 from adapters.hotline12345.sim_driver import WorkflowDriver
 from adapters.hotline12345.sim_state import OrderBook
-from adapters.simkit import CallLog, Refusal, SimClock, call_log_middleware, control_routes
+from adapters.simkit import (
+    CallLog,
+    CountsCalls,
+    SimClock,
+    call_log_middleware,
+    control_routes,
+)
 
 __all__ = ["BASE_PATH", "Simulator12345", "serve"]
 
 
-class Simulator12345:
+class Simulator12345(CountsCalls):
     """The simulated 12345 for one partner client (credentials → `unit_code`)."""
 
     def __init__(
@@ -92,16 +98,6 @@ class Simulator12345:
     @property
     def actions(self) -> list[dict[str, Any]]:
         return self.book.actions
-
-    @property
-    def refusals(self) -> list[Refusal]:
-        """Every API call refused so far (not those faults or the rate limit answered)."""
-        return self.calls.refusals
-
-    @property
-    def counts(self) -> dict[str, Any]:
-        """`{"requests": {client: n}, "refused", "rate_limited", "faulted"}` (`CallLog`)."""
-        return self.calls.counts
 
     def dump(self) -> dict[str, Any]:
         return self.book.dump() | {

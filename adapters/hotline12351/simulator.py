@@ -48,8 +48,8 @@ from adapters.hotline12351.sim_requests import Problem, problem_response
 from adapters.hotline12351.sim_state import CaseBook
 from adapters.simkit import (
     CallLog,
+    CountsCalls,
     FaultInjector,
-    Refusal,
     SimClock,
     call_log_middleware,
     control_routes,
@@ -60,7 +60,7 @@ __all__ = ["BASE_PATH", "DEFAULT_API_KEYS", "Simulator12351", "serve"]
 DEFAULT_API_KEYS: Final[Mapping[str, str]] = {"demo-key": "hotline-bridge"}
 
 
-class Simulator12351:
+class Simulator12351(CountsCalls):
     """The simulated 12351. `api_keys` maps each accepted key to the client name the
     union gave it (actor `partner:<name>`); default `{"demo-key": "hotline-bridge"}`.
     `rate_limit_per_s` is the per-client limit when no fault overrides it."""
@@ -89,16 +89,6 @@ class Simulator12351:
     def events(self) -> dict[str, list[dict[str, Any]]]:
         """Every case's timeline, by case id."""
         return self.book.events
-
-    @property
-    def refusals(self) -> list[Refusal]:
-        """Every API call refused so far (not those faults or the rate limit answered)."""
-        return self.calls.refusals
-
-    @property
-    def counts(self) -> dict[str, Any]:
-        """`{"requests": {client: n}, "refused", "rate_limited", "faulted"}` (`CallLog`)."""
-        return self.calls.counts
 
     def record_case(self, **fields: Any) -> dict[str, Any]:
         """An agent records one case (same fields as `POST /_sim/cases`)."""

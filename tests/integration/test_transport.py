@@ -461,33 +461,6 @@ async def test_ack_failing_after_reconnect_is_harmless(connect: TransportFactory
     assert any(e["event"] == "ack.failed" for e in logs)
 
 
-@pytest.mark.broker_restart
-async def test_broker_restart_loses_nothing(connect: TransportFactory) -> None:
-    transport = await connect()
-    counts: Counter[str] = Counter()
-
-    async def handler(delivery: Delivery) -> Outcome:
-        counts[delivery.message_id] += 1
-        return Outcome.ACK
-
-    await transport.consume("12351", handler)
-    for i in range(20):
-        await transport.publish_snapshot("12351", f"R-{i}", False, b"{}", f"before-{i}")
-    await eventually(lambda: len(counts) == 20)
-    try:
-        await asyncio.to_thread(rabbitmqctl, "stop_app")
-        await eventually(lambda: not transport.connected, timeout_s=10)
-        assert not await transport.ping()
-    finally:
-        # start_app, and restarted until it runs quorum queues again (bridge.transport.probe)
-        await restart_app_until_healthy(AMQP_URL)
-    await eventually(lambda: transport.connected, timeout_s=30)
-    for i in range(20):
-        await transport.publish_snapshot("12351", f"R-{i}", i % 2 == 0, b"{}", f"after-{i}")
-    await eventually(lambda: len(counts) == 40, timeout_s=20)
-    assert await transport.ping()
-
-
 async def test_probe_round_trips_a_quorum_queue_and_leaves_nothing() -> None:
     def probe_queues() -> list[str]:
         listing = rabbitmqctl("list_queues", "name", "-q", "--no-table-headers")
@@ -532,3 +505,31 @@ async def test_a_settle_that_raises_ends_in_parking_not_a_hung_message(
     assert len(attempts) == 3  # delivered, given back twice, then parked by the broker
     name = transport.topology.work_queue("12345", "normal", transport.topology.shard_of("R-u"))
     assert await queue_depth(name) == 0
+
+
+# Last in this module: it stops the broker (the tests after it in the run are unit tests).
+@pytest.mark.broker_restart
+async def test_broker_restart_loses_nothing(connect: TransportFactory) -> None:
+    transport = await connect()
+    counts: Counter[str] = Counter()
+
+    async def handler(delivery: Delivery) -> Outcome:
+        counts[delivery.message_id] += 1
+        return Outcome.ACK
+
+    await transport.consume("12351", handler)
+    for i in range(20):
+        await transport.publish_snapshot("12351", f"R-{i}", False, b"{}", f"before-{i}")
+    await eventually(lambda: len(counts) == 20)
+    try:
+        await asyncio.to_thread(rabbitmqctl, "stop_app")
+        await eventually(lambda: not transport.connected, timeout_s=10)
+        assert not await transport.ping()
+    finally:
+        # start_app, and restarted until it runs quorum queues again (bridge.transport.probe)
+        await restart_app_until_healthy(AMQP_URL)
+    await eventually(lambda: transport.connected, timeout_s=30)
+    for i in range(20):
+        await transport.publish_snapshot("12351", f"R-{i}", i % 2 == 0, b"{}", f"after-{i}")
+    await eventually(lambda: len(counts) == 40, timeout_s=20)
+    assert await transport.ping()
