@@ -21,6 +21,7 @@ from harness import (
     wait_until,
     write_config,
 )
+from sim_actions import refused_calls
 
 from bridge.demo import Simulators
 from bridge.store import Store
@@ -57,6 +58,18 @@ async def stop(daemon: Daemon, timeout: float = 20.0) -> int | None:
     return daemon.proc.returncode
 
 
+KILL_WINDOW_REFUSALS = {
+    "POST /orders/{orderNo}/sign",
+    "POST /orders/{orderNo}/reply",
+    "POST /orders/{orderNo}/return",
+    "POST /orders/{orderNo}/extension",
+}
+"""12345 takes no key for these: a SIGKILL after 12345 executed one and before the ledger
+recorded it makes the restarted node send it again, 12345 refuses the repeat (40002),
+and the node reads the order and records the action as already applied."""
+
+
+@pytest.mark.refusals("SIGKILL between a 12345 action and its record: the repeat is refused")
 async def test_sigkill_mid_stream_loses_nothing_and_repeats_nothing(
     sims: Simulators, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -97,6 +110,12 @@ async def test_sigkill_mid_stream_loses_nothing_and_repeats_nothing(
         finally:
             await store.aclose()
         assert stats["dead_letters"]["parked"] == 0, stats  # nothing given up on
+        unexpected = [  # a line reads "<system> <method> <route> <code> ..."
+            line
+            for line in refused_calls(sims)
+            if " ".join(line.split()[1:3]) not in KILL_WINDOW_REFUSALS or line.split()[3] != "40002"
+        ]
+        assert unexpected == [], unexpected
     finally:
         await flow.aclose()
         daemon.kill()
