@@ -28,9 +28,12 @@ class ProbeFailed(Exception):
     """The broker cannot run a quorum queue round trip; the message says where it failed."""
 
 
-async def round_trip(url: str = DEFAULT_URL, *, timeout_s: float = 15.0) -> None:
-    """Declare, publish (confirmed), consume and delete a throwaway quorum queue."""
-    topology = Topology(namespace=f"hb-probe-{uuid.uuid4().hex[:10]}")
+async def round_trip(
+    url: str = DEFAULT_URL, *, timeout_s: float = 15.0, namespace: str | None = None
+) -> None:
+    """Declare, publish (confirmed), consume and delete a throwaway quorum queue (in
+    `namespace`, default a fresh `hb-probe-…`)."""
+    topology = Topology(namespace=namespace or new_namespace())
     name = topology.work_queue(topology.targets[0], "normal", 0)
     step = "connect"
     try:
@@ -57,6 +60,10 @@ async def round_trip(url: str = DEFAULT_URL, *, timeout_s: float = 15.0) -> None
     finally:
         if step != "connect":  # something may have been declared
             await _delete(url, topology)
+
+
+def new_namespace() -> str:
+    return f"hb-probe-{uuid.uuid4().hex[:10]}"
 
 
 async def _consume_one(queue: aio_pika.abc.AbstractQueue) -> None:
@@ -96,14 +103,19 @@ async def restart_app_until_healthy(
     stop the local broker: they must leave it able to run quorum queues. Raises
     `ProbeFailed` after `attempts` restarts."""
     await _ctl(rabbitmqctl, "start_app")
+    failed: list[str] = []  # probes that failed may have left their queue behind
     for attempt in range(attempts + 1):
         deadline = asyncio.get_running_loop().time() + 60
         while True:
+            namespace = new_namespace()
             try:
-                await round_trip(url, timeout_s=10)
+                await round_trip(url, timeout_s=10, namespace=namespace)
+                for leftover in failed:  # the broker works again: now they can go
+                    await _delete(url, Topology(namespace=leftover))
                 return
             except ProbeFailed as exc:
                 failure = exc
+                failed.append(namespace)
                 if "connect" not in str(exc).split(":")[0]:
                     break  # it answers but cannot run a quorum queue: restart the app
                 if asyncio.get_running_loop().time() > deadline:
