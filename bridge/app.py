@@ -134,12 +134,14 @@ class Node:
         self.spawn(f"probe.{system}", functools.partial(self._probe, system))
 
     async def _probe(self, system: str) -> None:
-        """Ping every `probe_interval_s` (the rate budget is shared with everything else)
-        until the hotline answers, then resume its consumers; a resume that fails (the
+        """Ping after 0.5 s, then 1 s, then every `probe_interval_s` (the rate budget is
+        shared with everything else) until the hotline answers, then resume its consumers; a resume that fails (the
         broker channel is being restored) is tried again, so a target never stays paused
         after its hotline is back. What waited goes within seconds of the recovery."""
+        delay = self.probe_interval_s / 4  # a short run of errors often ends at once
         while True:
-            await asyncio.sleep(self.probe_interval_s)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.probe_interval_s)
             try:
                 await self.sides[system].hotline.ping()
             except AdapterError:

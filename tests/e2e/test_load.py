@@ -96,7 +96,7 @@ async def test_every_step_follows_within_a_minute_under_a_fault_mix(
         "/faults",
         {"error_rate": 0.08, "error_status": 500, "lost_rate": 0.03, "lost_status": 502},
     )
-    flow = Flow(sims, seed=seed, rate_per_s=3, total=REFERRALS)
+    flow = Flow(sims, seed=seed, rate_per_s=2.5, total=REFERRALS)
     # the daemon's own defaults: polls, back-off, retry ladder, attempt deadline, budget
     async with running_node(
         sims,
