@@ -135,9 +135,10 @@ class Node:
 
     async def _probe(self, system: str) -> None:
         """Ping after 0.5 s, then 1 s, then every `probe_interval_s` (the rate budget is
-        shared with everything else) until the hotline answers, then resume its consumers; a resume that fails (the
-        broker channel is being restored) is tried again, so a target never stays paused
-        after its hotline is back. What waited goes within seconds of the recovery."""
+        shared with everything else) until the hotline answers, then resume its
+        consumers; a resume that fails (the broker channel is being restored) is tried
+        again, so a target never stays paused after its hotline is back. What waited goes
+        within seconds of the recovery."""
         delay = self.probe_interval_s / 4  # a short run of errors often ends at once
         while True:
             await asyncio.sleep(delay)
