@@ -88,17 +88,20 @@ def snapshot(version: int, **changes: Any):  # type: ignore[no-untyped-def]
     return case_to_referral(case, read_at=datetime.now(UTC), tables=TABLES)
 
 
-@pytest.fixture
-async def setup(tmp_path: Path):  # type: ignore[no-untyped-def]
-    store = await Store.connect(f"sqlite:///{tmp_path / 'ledger.db'}")
-    hotline = FakeHotline12345()
-    applier = Applier(
+def applier_for(store: Store, hotline: FakeHotline12345) -> Applier:
+    return Applier(
         store=store,
         hotline=hotline,
         policy=Apply12345(hotline=hotline, handler="h", tables=TABLES),
         retry_policy=RetryPolicy.no_wait(),
     )
-    yield store, hotline, applier
+
+
+@pytest.fixture
+async def setup(tmp_path: Path):  # type: ignore[no-untyped-def]
+    store = await Store.connect(f"sqlite:///{tmp_path / 'ledger.db'}")
+    hotline = FakeHotline12345()
+    yield store, hotline, applier_for(store, hotline)
     await store.aclose()
 
 
@@ -165,12 +168,7 @@ async def test_after_a_lost_answer_the_order_is_read_before_signing_again(tmp_pa
     """No second sign (12345 would refuse it with 40002): the retry reads the order."""
     store = await Store.connect(f"sqlite:///{tmp_path / 'ledger.db'}")
     hotline = LosingHotline()
-    applier = Applier(
-        store=store,
-        hotline=hotline,
-        policy=Apply12345(hotline=hotline, handler="h", tables=TABLES),
-        retry_policy=RetryPolicy.no_wait(),
-    )
+    applier = applier_for(store, hotline)
     try:
         assert await applier.apply(snapshot(1)) is Outcome.ACK
         assert hotline.calls == ["sign"]  # one sign; the retry read the order instead

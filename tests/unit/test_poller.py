@@ -46,6 +46,19 @@ class OnePage:
         return FeedPage(self.records, "after-page-1")
 
 
+def dispatched_poller(store: Store | None, hotline: OnePage, **options: Any) -> Poller:
+    """A poller of the 12345 `dispatched` feed (the union's unit) for these tests."""
+    return Poller(
+        store=store,  # type: ignore[arg-type]
+        hotline=hotline,  # type: ignore[arg-type]
+        feed="dispatched",
+        policy=Intake12345(unit_code="BJZGH", tables=MappingTables.default()),
+        topology=Topology("unit"),
+        target="12351",
+        **{"interval_s": 1, **options},
+    )
+
+
 @pytest.mark.parametrize(
     ("bad", "field"),
     [
@@ -183,16 +196,8 @@ async def test_a_quiet_read_writes_nothing(tmp_path: Path) -> None:
 
 def test_a_failing_feed_is_read_again_soon_and_backs_off_to_a_bound() -> None:
     """One transient error costs half a second; a long outage is probed every 10 s."""
-    poller = Poller(
-        store=None,  # type: ignore[arg-type]
-        hotline=OnePage([]),  # type: ignore[arg-type]
-        feed="dispatched",
-        policy=Intake12345(unit_code="BJZGH", tables=MappingTables.default()),
-        topology=Topology("unit"),
-        target="12351",
-        interval_s=2.0,
-        busy_interval_s=0.5,
-        max_backoff_s=10.0,
+    poller = dispatched_poller(
+        None, OnePage([]), interval_s=2.0, busy_interval_s=0.5, max_backoff_s=10.0
     )
     assert [poller.retry_delay(n) for n in range(1, 8)] == [0.5, 1, 2, 4, 8, 10, 10]
 
@@ -206,16 +211,7 @@ class Hanging(OnePage):
 async def test_a_read_that_never_ends_ends_the_task_for_the_supervisor(tmp_path: Path) -> None:
     store = await Store.connect(f"sqlite:///{tmp_path / 'ledger.db'}")
     try:
-        poller = Poller(
-            store=store,
-            hotline=Hanging([]),  # type: ignore[arg-type]
-            feed="dispatched",
-            policy=Intake12345(unit_code="BJZGH", tables=MappingTables.default()),
-            topology=Topology("unit"),
-            target="12351",
-            interval_s=1,
-            read_timeout_s=0.05,
-        )
+        poller = dispatched_poller(store, Hanging([]), read_timeout_s=0.05)
         with pytest.raises(TimeoutError):
             await asyncio.wait_for(poller.run(), 5)
     finally:
