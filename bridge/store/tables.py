@@ -183,6 +183,60 @@ reconciliation_runs = sa.Table(
     sa.Column("started_at", UTCDateTime, nullable=False),
     sa.Column("finished_at", UTCDateTime),
     sa.Column("counts", JSONType, nullable=False),
+    sa.Column("dry_run", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("report", JSONType),
+)
+
+audit_log = sa.Table(
+    "audit_log",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("at", UTCDateTime, nullable=False),
+    sa.Column("token", sa.String(32), nullable=False),  # the token's fingerprint
+    sa.Column("role", sa.String(16), nullable=False),
+    sa.Column("operation", sa.String(100), nullable=False),
+    sa.Column("method", sa.String(8), nullable=False),
+    sa.Column("path", sa.String(500), nullable=False),
+    sa.Column("status", sa.Integer, nullable=False),
+    sa.Column("outcome", sa.String(200), nullable=False),
+    sa.Column("detail", JSONType, nullable=False),
+)
+
+jobs = sa.Table(
+    "jobs",
+    metadata,
+    sa.Column("id", BigId, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(32), nullable=False),
+    sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("params", JSONType, nullable=False),
+    sa.Column("total", sa.Integer),
+    sa.Column("done", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("failed", sa.Integer, nullable=False, server_default="0"),
+    sa.Column("result", JSONType, nullable=False),
+    sa.Column("created_by", sa.String(32), nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+    sa.Column("updated_at", UTCDateTime, nullable=False),
+    sa.Column("finished_at", UTCDateTime),
+)
+
+mapping_versions = sa.Table(
+    "mapping_versions",
+    metadata,
+    sa.Column("version", sa.String(64), primary_key=True),
+    sa.Column("tables", JSONType, nullable=False),
+    sa.Column("created_at", UTCDateTime, nullable=False),
+)
+
+sla_deadlines = sa.Table(
+    "sla_deadlines",
+    metadata,
+    sa.Column("referral_id", sa.String(200), primary_key=True),
+    sa.Column("kind", sa.String(32), primary_key=True),
+    sa.Column("system", sa.String(32), nullable=False),
+    sa.Column("due_at", UTCDateTime, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("changed_at", UTCDateTime, nullable=False),
+    sa.Index("ix_sla_deadlines_state", "state", "due_at"),
 )
 
 events = sa.Table(
