@@ -95,7 +95,15 @@ class AdminConfig(_Section):
     listen: str = Field(
         default="127.0.0.1:8080", description="host:port of the admin API; port 0: any free one"
     )
-    tokens: dict[str, Literal["read", "operate"]] = Field(default_factory=dict)
+    tokens: dict[str, Literal["read", "operate"]] = Field(
+        default_factory=dict,
+        description="bearer token → role (`read`: look; `operate`: also replay, discard, "
+        "reconcile, unmask); prefer token_files for real secrets",
+    )
+    token_files: dict[str, Literal["read", "operate"]] = Field(
+        default_factory=dict,
+        description="path of a file holding one token → its role; read once at start",
+    )
 
     @field_validator("listen")
     @classmethod

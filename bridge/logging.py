@@ -49,9 +49,14 @@ _PHONE = re.compile(
 _CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]+")
 
 
+def mask_text(text: str) -> str:
+    """`text` with phone-like digits and Chinese text masked."""
+    return _CJK.sub(MASK, _PHONE.sub(MASK, text))
+
+
 def _mask_value(value: Any) -> Any:
     if isinstance(value, str):
-        return _CJK.sub(MASK, _PHONE.sub(MASK, value))
+        return mask_text(value)
     if isinstance(value, Mapping):
         return {
             k: (MASK if str(k).lower() in PERSONAL_KEYS else _mask_value(v))

@@ -1,7 +1,8 @@
 """The admin server: one `web.Application` per node, its runtime state under one
 `web.AppKey`, served by a `web.AppRunner` that the node's `AsyncExitStack` cleans up.
 
-Routes (no token needed for these three): `GET /livez`, `GET /readyz`, `GET /metrics`.
+Routes (no token needed for these three): `GET /livez`, `GET /readyz`, `GET /metrics`;
+under `/api/v1` the route groups of `ROUTES` (see `bridge.admin.api`), which need one.
 """
 
 from __future__ import annotations
@@ -13,13 +14,18 @@ from typing import TYPE_CHECKING
 import structlog
 from aiohttp import web
 
-from bridge.admin import health, metrics
+from bridge.admin import audit, health, metrics
+from bridge.admin.api import install_api
+from bridge.admin.auth import Tokens
 from bridge.admin.state import STATE, AdminState
 
 if TYPE_CHECKING:
     from bridge.app import Node
 
 log = structlog.get_logger(__name__)
+
+ROUTES = (audit.routes,)
+"""Every `/api/v1` route group, in the order of the OpenAPI document."""
 
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -40,6 +46,9 @@ async def _count_requests(request: web.Request, handler: Handler) -> web.StreamR
                 status = exc.status
                 raise
             response = problem(exc.status, exc.reason)
+        except Exception as exc:  # a bug: answered as a problem, logged with its stack
+            log.exception("admin.handler_failed", route=route, error=type(exc).__name__)
+            response = problem(500, "internal error")
         status = response.status
         return response
     finally:
@@ -54,12 +63,14 @@ def problem(status: int, title: str) -> web.Response:
 def build_app(node: Node, partner: Mapping[str, str]) -> web.Application:
     """The admin application of `node` (not yet served)."""
     app = web.Application(middlewares=[_count_requests])
-    state = AdminState(node, partner)
+    config = node.settings.admin
+    state = AdminState(node, partner, Tokens.load(config.tokens, config.token_files))
     state.registry.register(metrics.NodeCollector(state))
     app[STATE] = state
     app.router.add_get("/livez", health.livez)
     app.router.add_get("/readyz", health.readyz)
     app.router.add_get("/metrics", metrics.scrape)
+    install_api(app, ROUTES)
     return app
 
 

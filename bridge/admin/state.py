@@ -11,6 +11,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 
 if TYPE_CHECKING:
+    from bridge.admin.auth import Tokens
     from bridge.app import Node
     from bridge.store import Figures
 
@@ -23,6 +24,7 @@ class AdminState:
 
     node: Node
     partner: Mapping[str, str]
+    tokens: Tokens
     registry: CollectorRegistry = field(default_factory=CollectorRegistry)
     started_at: float = field(default_factory=time.monotonic)
     figures: Figures | None = None

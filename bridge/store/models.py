@@ -162,3 +162,33 @@ class ReconciliationRun:
     started_at: datetime
     finished_at: datetime | None
     counts: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class AuditIn:
+    """One audit entry to write: who (a token fingerprint and its role), what, outcome."""
+
+    token: str
+    role: str
+    operation: str
+    method: str
+    path: str
+    status: int
+    outcome: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class AuditRow:
+    """A stored audit entry."""
+
+    id: int
+    at: datetime
+    token: str
+    role: str
+    operation: str
+    method: str
+    path: str
+    status: int
+    outcome: str
+    detail: dict[str, Any]

@@ -31,10 +31,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from . import dead_letters, events, feeds, leases, ledger, outbox, reconciliation
+from . import audit, dead_letters, events, feeds, leases, ledger, outbox, reconciliation
 from .engine import BEGIN_MODE_OPTION, create_engine, current_revision, migrate
 from .figures import Figures, read_figures
 from .models import (
+    AuditIn,
+    AuditRow,
     Clock,
     DeadLetterRow,
     Event,
@@ -273,6 +275,32 @@ class Store:
         """Runs, newest first."""
         async with self._read() as conn:
             return await reconciliation.list_(conn, limit=limit, offset=offset)
+
+    # audit
+    async def add_audit(self, entry: AuditIn) -> int:
+        """Append one audit entry; returns its id."""
+        async with self._write() as conn:
+            return await audit.add(conn, entry, self._clock())
+
+    async def list_audit(
+        self,
+        *,
+        before_id: int | None = None,
+        operation: str | None = None,
+        token: str | None = None,
+        since: datetime | None = None,
+        limit: int = 100,
+    ) -> list[AuditRow]:
+        """Audit entries newest first (see :func:`bridge.store.audit.list_`)."""
+        async with self._read() as conn:
+            return await audit.list_(
+                conn,
+                before_id=before_id,
+                operation=operation,
+                token=token,
+                since=since,
+                limit=limit,
+            )
 
     # status
     async def figures(self) -> Figures:

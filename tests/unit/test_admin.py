@@ -6,92 +6,23 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from adapters.ratelimit import RequestBudget
 from bridge.admin import serve_admin
-from bridge.app import PARTNER, Node, Side
+from bridge.app import PARTNER
 from bridge.config import Settings
-from bridge.store import DeadLetterIn, OutboxMessage, ReferralRow, Store
-from bridge.supervisor import Supervisor
-
-
-class FakeTransport:
-    connected = True
-
-    def __init__(self) -> None:
-        self.states = {"12345": "ok", "12351": "ok"}
-
-    def consumers_state(self, target: str) -> str:
-        return self.states[target]
-
-
-@dataclass
-class FakeHotline:
-    system: str
-
-
-@dataclass
-class FakePoller:
-    hotline: FakeHotline
-    feed: str
-    failing: bool = False
-    last_error: str | None = None
-    last_success: datetime | None = None
-
-
-@dataclass
-class Admin:
-    node: Node
-    url: str
-    http: aiohttp.ClientSession
-
-    async def get(self, path: str) -> tuple[int, str, Any]:
-        async with self.http.get(self.url + path) as resp:
-            text = await resp.text()
-            body = await resp.json(content_type=None) if path != "/metrics" else text
-            return resp.status, resp.content_type, body
+from bridge.store import DeadLetterIn, OutboxMessage, ReferralRow
+from tests.unit.adminkit import Admin, admin_node
 
 
 @pytest.fixture
 async def admin(tmp_path: Path) -> AsyncIterator[Admin]:
-    settings = Settings(admin={"listen": "127.0.0.1:0"})
-    async with AsyncExitStack() as stack:
-        store = await Store.connect(f"sqlite:///{tmp_path / 'bridge.db'}")
-        stack.push_async_callback(store.aclose)
-        supervisor = Supervisor(backoff_start_s=0.01, backoff_max_s=0.01)
-        stack.push_async_callback(supervisor.aclose)
-        sides: dict[str, Any] = {
-            s: Side(s, FakeHotline(s), None, None, RequestBudget(s, None))  # type: ignore[arg-type]
-            for s in ("12345", "12351")
-        }
-        now = datetime.now(UTC)
-        pollers: Any = [
-            FakePoller(FakeHotline("12345"), "dispatched", last_success=now - timedelta(seconds=3)),
-            FakePoller(FakeHotline("12351"), "changes", last_success=now),
-        ]
-        node = Node(
-            settings=settings,
-            store=store,
-            transport=FakeTransport(),  # type: ignore[arg-type]
-            sides=sides,
-            appliers=dict.fromkeys(sides),  # type: ignore[arg-type]
-            pollers=pollers,
-            relay=None,  # type: ignore[arg-type]
-            node_id="test",
-            supervisor=supervisor,
-        )
-        url = await serve_admin(node, stack, PARTNER)
-        assert url is not None and not url.endswith(":0")
-        http = await stack.enter_async_context(aiohttp.ClientSession())
-        yield Admin(node, url, http)
+    async with admin_node(tmp_path) as admin:
+        yield admin
 
 
 async def test_livez_answers_live(admin: Admin) -> None:
