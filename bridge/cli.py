@@ -1,4 +1,6 @@
-"""`hotline-bridge`: run the daemon, check a config, start the simulators, run the demo."""
+"""`hotline-bridge`: run the daemon, check a config, start the simulators, run the demo;
+the admin commands (`status`, `referrals`, `dead-letters`, `reconcile`) over a node's
+admin API are in `bridge.cli_admin`."""
 
 from __future__ import annotations
 
@@ -12,9 +14,8 @@ from pathlib import Path
 
 import click
 
-from bridge import runtime
-from bridge.config import load_settings
-from bridge.errors import ConfigError
+from bridge import cli_admin, runtime
+from bridge.cli_target import settings_or_exit as _settings_or_exit
 from bridge.logging import configure_logging
 
 
@@ -66,9 +67,22 @@ async def _run(settings) -> None:  # type: ignore[no-untyped-def]
 
 @main.command("check-config")
 @click.option("--config", "config_path", default="bridge.toml", show_default=True)
-def check_config(config_path: str) -> None:
-    """Validate a configuration file (with env overrides) and print it, secrets hidden."""
+@click.option("--connect", is_flag=True, help="then try the broker, the store and each hotline")
+def check_config(config_path: str, connect: bool) -> None:
+    """Validate a configuration file (with env overrides) and print it, secrets hidden;
+    with --connect, try each connection instead and say which fails (exit 1 if any)."""
     settings = _settings_or_exit(config_path)
+    if connect:
+        from bridge.ops import check_connections
+
+        click.echo(f"configuration: ok ({config_path})")
+        failed = False
+        for what, reason in runtime.run(check_connections(settings)):
+            click.echo(f"{what}: {'ok' if reason is None else 'FAILED: ' + reason}")
+            failed = failed or reason is not None
+        if failed:
+            sys.exit(1)
+        return
     dumped = settings.model_dump(mode="json")
     for section in ("hotline12345", "hotline12351"):
         for secret in ("client_secret", "api_key"):
@@ -80,14 +94,6 @@ def check_config(config_path: str) -> None:
             r"://([^:/@]*):[^@]*@", r"://\1:***@", dumped[section]["url"]
         )
     click.echo(json.dumps(dumped, ensure_ascii=False, indent=2))
-
-
-def _settings_or_exit(path: str):  # type: ignore[no-untyped-def]
-    try:
-        return load_settings(path if Path(path).exists() or path != "bridge.toml" else None)
-    except ConfigError as exc:
-        click.echo(f"configuration error: {exc}", err=True)
-        sys.exit(2)
 
 
 @main.command()
@@ -170,71 +176,6 @@ def demo(ctx: click.Context, config_path: str | None, rate: float, seconds: floa
         runtime.run(run_demo(config_path, rate=rate, seconds=seconds, log_file=log_file))
 
 
-@main.command()
-@click.option("--config", "config_path", default="bridge.toml", show_default=True)
-@click.argument("referral_id", required=False)
-def status(config_path: str, referral_id: str | None) -> None:
-    """The ledger's figures, or one referral (e.g. 12345:BJ12345-…) with its timeline."""
-    from bridge import ops
-
-    _print(runtime.run(ops.status(_settings_or_exit(config_path), referral_id)))
-
-
-@main.command()
-@click.option("--config", "config_path", default="bridge.toml", show_default=True)
-def reconcile(config_path: str) -> None:
-    """Re-read this node's systems now and re-publish what the other side must compare."""
-    from bridge import ops
-
-    _print(runtime.run(ops.reconcile(_settings_or_exit(config_path))))
-
-
-@main.group("dead-letters")
-def dead_letters() -> None:
-    """Records and messages parked for an admin: list, replay, discard."""
-
-
-@dead_letters.command("list")
-@click.option("--config", "config_path", default="bridge.toml", show_default=True)
-@click.option("--status", "letter_status", default="parked", show_default=True)
-@click.option("--limit", default=100, show_default=True)
-def dead_letters_list(config_path: str, letter_status: str, limit: int) -> None:
-    from bridge import ops
-
-    settings = _settings_or_exit(config_path)
-    _print(runtime.run(ops.list_dead_letters(settings, letter_status or None, limit)))
-
-
-@dead_letters.command("replay")
-@click.option("--config", "config_path", default="bridge.toml", show_default=True)
-@click.argument("letter_ids", nargs=-1, type=int, required=True)
-def dead_letters_replay(config_path: str, letter_ids: tuple[int, ...]) -> None:
-    """Queue parked records/snapshots again (the running daemon publishes them)."""
-    from bridge import ops
-    from bridge.engine.replay import ReplayError
-
-    try:
-        for line in runtime.run(ops.replay(_settings_or_exit(config_path), list(letter_ids))):
-            click.echo(line)
-    except ReplayError as exc:
-        click.echo(f"cannot replay: {exc}", err=True)
-        sys.exit(1)
-
-
-@dead_letters.command("discard")
-@click.option("--config", "config_path", default="bridge.toml", show_default=True)
-@click.argument("letter_ids", nargs=-1, type=int, required=True)
-def dead_letters_discard(config_path: str, letter_ids: tuple[int, ...]) -> None:
-    from bridge import ops
-
-    for line in runtime.run(ops.discard(_settings_or_exit(config_path), list(letter_ids))):
-        click.echo(line)
-
-
-def _print(value: object) -> None:
-    click.echo(json.dumps(value, ensure_ascii=False, indent=2, default=str))
-
-
 async def _wait_for_signal() -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -242,6 +183,8 @@ async def _wait_for_signal() -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
 
+
+cli_admin.register(main)
 
 if __name__ == "__main__":
     main()

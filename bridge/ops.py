@@ -1,120 +1,234 @@
-"""What the CLI's operator commands do, against the store (and, for reconcile, the
-node's own hotlines). They need no running daemon; what they queue, the daemon's relay
-publishes."""
+"""What the CLI does without a daemon: read the store directly (`status --store`,
+`dead-letters list --store`) and try each connection a node needs (`check-config
+--connect`). Everything that changes something goes through the admin API
+(`bridge.cli_admin`), where it is authorised and audited.
+
+The store readers answer in the shape of the admin API's (`StatusOut`, `DeadLetterOut`)
+where the store can tell, with `"source": "store"`; they open the store without
+migrating it and never write to it.
+"""
 
 from __future__ import annotations
 
-import json
-from contextlib import AsyncExitStack
+import asyncio
+import re
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
+import aio_pika
 import aiohttp
+from sqlalchemy.engine import make_url
 
-from bridge.app import PARTNER, build_side, topology_of
+from bridge.admin.masking import masked
+from bridge.app import build_side
 from bridge.config import Settings
-from bridge.engine.replay import replay_dead_letter
 from bridge.mapping import MappingTables
-from bridge.reconcile import Reconciler
-from bridge.store import Store
+from bridge.store import DeadLetterRow, Store
+from bridge.store.engine import create_engine, head_revision
+
+CONNECT_TIMEOUT_S = 10.0
+_PAGE = 500
 
 
-async def status(settings: Settings, referral_id: str | None = None) -> dict[str, Any]:
-    """The ledger's figures, or one referral with its timeline."""
-    store = await Store.connect(settings.store.url)
+class StoreUnavailable(Exception):
+    """The store cannot be read as it is (no file, another schema revision)."""
+
+
+async def open_read_only(url: str) -> Store:
+    """The store at `url`, not migrated (a CLI must not change a daemon's schema); raises
+    StoreUnavailable for a SQLite file that does not exist or a schema that is not this
+    package's head."""
+    parsed = make_url(url)
+    if parsed.drivername.startswith("sqlite") and not Path(parsed.database or "").exists():
+        raise StoreUnavailable(f"no store file at {parsed.database}")
+    store = Store(create_engine(url))
     try:
-        if referral_id is None:
-            return await store.stats()
-        row = await store.get_referral(referral_id)
-        if row is None:
-            return {"error": f"no referral {referral_id}"}
-        return {
-            "referral_id": row.referral_id,
-            "origin": row.origin_system,
-            "ids": row.ids,
-            "state": row.state,
-            "early_warning": row.early_warning,
-            "timeline": [
-                {"at": e.at.isoformat(), "system": e.system, "kind": e.kind, "detail": e.detail}
-                for e in await store.timeline(referral_id)
-            ],
-        }
-    finally:
+        revision, head = await store.schema_revision(), head_revision()
+    except BaseException:
         await store.aclose()
-
-
-async def list_dead_letters(settings: Settings, status: str | None, limit: int) -> list[dict]:
-    store = await Store.connect(settings.store.url)
-    try:
-        return [
-            {
-                "id": d.id,
-                "status": d.status,
-                "system": d.system,
-                "stage": d.stage,
-                "referral_id": d.referral_id,
-                "field": d.field,
-                "reason": d.reason,
-                "attempts": d.attempts,
-                "created_at": d.created_at.isoformat(),
-            }
-            for d in await store.list_dead_letters(status=status, limit=limit)
-        ]
-    finally:
+        raise
+    if revision != head:
         await store.aclose()
-
-
-async def replay(settings: Settings, letter_ids: list[int]) -> list[str]:
-    tables = MappingTables.from_config(settings.mapping or None)
-    store = await Store.connect(settings.store.url)
-    try:
-        async with aiohttp.ClientSession() as session:
-            sides = {s: build_side(s, settings, session, tables) for s in settings.bridge.sides}
-            intake = {s: side.intake for s, side in sides.items()}
-            hotlines = {s: side.hotline for s, side in sides.items()}
-            return [
-                f"{letter_id}: "
-                + await replay_dead_letter(
-                    store,
-                    letter_id,
-                    intake=intake,
-                    topology=topology_of(settings),
-                    partner=PARTNER,
-                    hotlines=hotlines,
-                )
-                for letter_id in letter_ids
-            ]
-    finally:
-        await store.aclose()
-
-
-async def discard(settings: Settings, letter_ids: list[int]) -> list[str]:
-    store = await Store.connect(settings.store.url)
-    try:
-        results = []
-        for letter_id in letter_ids:
-            row = await store.set_dead_letter_status(letter_id, "discarded")
-            results.append(f"{letter_id}: {'discarded' if row else 'unknown'}")
-        return results
-    finally:
-        await store.aclose()
-
-
-async def reconcile(settings: Settings) -> dict[str, Any]:
-    """One reconciliation run of this node's sides, now."""
-    tables = MappingTables.from_config(settings.mapping or None)
-    async with AsyncExitStack() as stack:
-        store = await Store.connect(settings.store.url)
-        stack.push_async_callback(store.aclose)
-        session = await stack.enter_async_context(aiohttp.ClientSession())
-        sides = {s: build_side(s, settings, session, tables) for s in settings.bridge.sides}
-        reconciler = Reconciler(
-            store=store,
-            sides=sides,
-            topology=topology_of(settings),
-            partner=PARTNER,
-            node_id="cli",
-            interval_s=settings.bridge.reconcile_interval_s,
+        raise StoreUnavailable(
+            f"the store's schema is at revision {revision}, this CLI reads {head}: "
+            "start the daemon once to migrate it"
         )
-        run_id = await reconciler.run_once("cli")
-        run = await store.get_reconciliation(run_id)
-        return json.loads(json.dumps(run.__dict__ if run else {"id": run_id}, default=str))
+    return store
+
+
+async def status(settings: Settings) -> dict[str, Any]:
+    """What `GET /api/v1/status` answers that the store alone can tell (no node, sides,
+    or SLA figures: those live in the daemon)."""
+    store = await open_read_only(settings.store.url)
+    try:
+        stats = await store.stats()
+        figures = await store.figures()
+        runs = await store.list_reconciliations(limit=1)
+    finally:
+        await store.aclose()
+    parked = sum(figures.parked.values())
+    oldest = stats["outbox_oldest_pending_at"]
+    problems = []
+    if parked:
+        problems.append(
+            {
+                "severity": "warning",
+                "what": "dead letters",
+                "detail": f"{parked} parked, waiting for an admin",
+            }
+        )
+    return {
+        "source": "store",
+        "problems": problems,
+        "node": None,
+        "sides": {},
+        "outbox": {
+            "depth": stats["outbox_backlog"],
+            "oldest_age_s": _age_s(oldest) if oldest else None,
+        },
+        "dead_letters": {
+            "parked": parked,
+            "by_reason": [
+                {"system": system, "stage": stage, "field": None, "count": count}
+                for (system, stage), count in sorted(figures.parked.items())
+            ],
+        },
+        "early_warnings_open": stats["early_warning"],
+        "sla": None,
+        "last_reconciliation": _run(runs[0]) if runs else None,
+        "referrals": {"total": stats["referrals_total"], "by_state": stats["referrals_by_state"]},
+    }
+
+
+async def list_dead_letters(
+    settings: Settings,
+    *,
+    status: str | None = "parked",
+    system: str | None = None,
+    stage: str | None = None,
+    reason: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    referral_id: str | None = None,
+    limit: int = 50,
+) -> dict[str, Any]:
+    """Dead letters as `GET /api/v1/dead-letters` lists them (payloads masked, oldest
+    first), at most `limit`; `reason` is a substring, `since`/`until` bound `created_at`."""
+    store = await open_read_only(settings.store.url)
+    items: list[dict[str, Any]] = []
+    try:
+        offset = 0
+        while len(items) < limit:
+            rows = await store.list_dead_letters(
+                status=status,
+                system=system,
+                stage=stage,
+                referral_id=referral_id,
+                limit=_PAGE,
+                offset=offset,
+            )
+            offset += len(rows)
+            items += [_letter(r) for r in rows if _matches(r, reason, since, until)]
+            if len(rows) < _PAGE:
+                break
+    finally:
+        await store.aclose()
+    return {"source": "store", "items": items[:limit], "next_cursor": None}
+
+
+def _matches(
+    row: DeadLetterRow, reason: str | None, since: datetime | None, until: datetime | None
+) -> bool:
+    return (
+        (reason is None or reason.lower() in row.reason.lower())
+        and (since is None or row.created_at >= since)
+        and (until is None or row.created_at < until)
+    )
+
+
+def _letter(row: DeadLetterRow) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "status": row.status,
+        "system": row.system,
+        "stage": row.stage,
+        "reason": row.reason,
+        "field": row.field,
+        "referral_id": row.referral_id,
+        "attempts": row.attempts,
+        "created_at": row.created_at.isoformat(),
+        "updated_at": row.updated_at.isoformat(),
+        "mapping": None,
+        "payload": masked(row.payload),
+    }
+
+
+def _run(run: Any) -> dict[str, Any]:
+    return {
+        "id": run.id,
+        "status": run.status,
+        "trigger": run.trigger,
+        "dry_run": getattr(run, "dry_run", False),
+        "started_at": run.started_at.isoformat(),
+        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "counts": run.counts,
+        "report": getattr(run, "report", None),
+    }
+
+
+def _age_s(at: datetime) -> float:
+    return max(0.0, (datetime.now(UTC) - at).total_seconds())
+
+
+# check-config --connect -----------------------------------------------------------------
+
+
+async def check_connections(settings: Settings) -> list[tuple[str, str | None]]:
+    """Try the broker, the store and each configured hotline, in that order: `(what,
+    None)` when it answered, `(what, reason)` when not. A reason names the error's type
+    and message with any URL password hidden; nothing is raised for a failed check."""
+    results = [
+        ("broker", await _attempt(lambda: _broker(settings.amqp.url))),
+        ("store", await _attempt(lambda: _store(settings.store.url))),
+    ]
+    tables = MappingTables.from_config(settings.mapping or None)
+    async with aiohttp.ClientSession() as session:
+        for system in settings.bridge.sides:
+            side = build_side(system, settings, session, tables)
+            try:
+                results.append((f"hotline {system}", await _attempt(side.hotline.ping)))
+            finally:
+                await side.hotline.aclose()
+    return results
+
+
+async def _attempt(check: Callable[[], Awaitable[None]]) -> str | None:
+    try:
+        async with asyncio.timeout(CONNECT_TIMEOUT_S):
+            await check()
+    except TimeoutError:
+        return f"no answer within {CONNECT_TIMEOUT_S:g}s"
+    except Exception as exc:  # the check's outcome: reported, never raised
+        return _reason(exc)
+    return None
+
+
+async def _broker(url: str) -> None:
+    connection = await aio_pika.connect(url, timeout=CONNECT_TIMEOUT_S)
+    await connection.close()
+
+
+async def _store(url: str) -> None:
+    store = await Store.connect(url)  # migrates, as the daemon does at start
+    try:
+        await store.ping()
+    finally:
+        await store.aclose()
+
+
+def _reason(exc: BaseException) -> str:
+    text = re.sub(r"://([^:/@\s]*):[^@\s]*@", r"://\1:***@", str(exc).strip())
+    text = text.splitlines()[0] if text else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
