@@ -10,6 +10,7 @@ from typing import Any
 
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 STORE_NOTE = "(read from the store; the daemon did not answer)"
 
@@ -20,14 +21,14 @@ def console(*, stderr: bool = False) -> Console:
 
 
 def when(value: str | None) -> str:
-    """An ISO 8601 time as `YYYY-MM-DD HH:MM:SS` in UTC with its offset dropped."""
+    """An ISO 8601 time as `YYYY-MM-DD HH:MM` (the API answers in UTC)."""
     if not value:
         return "-"
     try:
         at = datetime.fromisoformat(value)
     except ValueError:
         return value
-    return at.strftime("%Y-%m-%d %H:%M:%S")
+    return at.strftime("%Y-%m-%d %H:%M")
 
 
 def age(seconds: float | None) -> str:
@@ -39,11 +40,59 @@ def age(seconds: float | None) -> str:
     return f"{seconds:.1f}s"
 
 
-def _table(*columns: str, title: str | None = None) -> Table:
-    table = Table(title=title, title_justify="left", expand=False, show_edge=False)
-    for name in columns:
-        table.add_column(name, overflow="fold")
-    return table
+_SHARE = {"reason": 3, "referral": 2, "numbers": 2, "field": 1, "failing": 2, "value": 2}
+
+"""Columns of free text and long ids share what the short ones leave, in these ratios
+(the short ones keep their width, so they are not folded first)."""
+
+
+class _Rows:
+    """A table's columns and rows, printed to fit the terminal: long ids and text fold
+    (never cut), the free-text columns share the width, and the columns of `drop` are
+    left out, in that order, while even folded the table would not fit."""
+
+    WORD = 12
+    """Longer words (ids, numbers) may fold; shorter ones should stay whole."""
+
+    def __init__(self, *columns: str, title: str | None = None, drop: tuple[str, ...] = ()):
+        self.columns, self.title, self.drop = columns, title, drop
+        self.rows: list[tuple[str, ...]] = []
+
+    def add(self, *cells: str) -> None:
+        self.rows.append(cells)
+
+    def print(self, out: Console) -> None:
+        keep = list(self.columns)
+        for name in self.drop:
+            if self._width(keep, self.WORD) <= out.width:
+                break
+            keep.remove(name)
+        out.print(self._table(keep, expand=self._width(keep, None) > out.width))
+
+    def _cells(self, name: str) -> list[str]:
+        at = self.columns.index(name)
+        return [name] + [Text.from_markup(row[at]).plain for row in self.rows]
+
+    def _width(self, keep: list[str], word: int | None) -> int:
+        """Columns and separators, each column as wide as its longest word (`word`: at
+        most that) or, `word` None, its longest line."""
+        total = 0
+        for name in keep:
+            cells = self._cells(name)
+            if word is None:
+                total += max(len(line) for cell in cells for line in cell.splitlines() or [""])
+            else:
+                total += max(min(len(w), word) for cell in cells for w in cell.split() or [""])
+        return total + 3 * len(keep)
+
+    def _table(self, keep: list[str], *, expand: bool) -> Table:
+        table = Table(title=self.title, title_justify="left", expand=expand, show_edge=False)
+        for name in keep:
+            table.add_column(name, overflow="fold", ratio=_SHARE.get(name) if expand else None)
+        at = [self.columns.index(name) for name in keep]
+        for row in self.rows:
+            table.add_row(*(row[i] for i in at))
+        return table
 
 
 def status(out: Console, doc: dict[str, Any]) -> None:
@@ -67,10 +116,13 @@ def status(out: Console, doc: dict[str, Any]) -> None:
             f"up {age(node.get('uptime_s'))}"
         )
     if doc.get("sides"):
-        feeds = _table("side", "paused", "feed", "last success", "lag", "failing", "queue")
+        feeds = _Rows(
+            "side", "paused", "feed", "last success", "lag", "failing", "queue",
+            drop=("queue", "last success", "paused"),
+        )  # fmt: skip
         for system, side in doc["sides"].items():
             for feed in side.get("feeds") or [{}]:
-                feeds.add_row(
+                feeds.add(
                     system,
                     "yes" if side.get("paused") else "no",
                     feed.get("feed", "-"),
@@ -79,25 +131,25 @@ def status(out: Console, doc: dict[str, Any]) -> None:
                     _failing(feed),
                     "-" if side.get("queue_depth") is None else str(side["queue_depth"]),
                 )
-        out.print(feeds)
+        feeds.print(out)
     outbox, letters = doc.get("outbox") or {}, doc.get("dead_letters") or {}
     sla = doc.get("sla")
-    figures = _table("figure", "value")
-    figures.add_row("outbox depth", str(outbox.get("depth", "-")))
-    figures.add_row("outbox oldest", age(outbox.get("oldest_age_s")))
-    figures.add_row("dead letters parked", str(letters.get("parked", "-")))
-    figures.add_row("early warnings open", str(doc.get("early_warnings_open", "-")))
+    figures = _Rows("figure", "value")
+    figures.add("outbox depth", str(outbox.get("depth", "-")))
+    figures.add("outbox oldest", age(outbox.get("oldest_age_s")))
+    figures.add("dead letters parked", str(letters.get("parked", "-")))
+    figures.add("early warnings open", str(doc.get("early_warnings_open", "-")))
     if sla is not None:
-        figures.add_row("SLA at risk", str(sla.get("at_risk", "-")))
-        figures.add_row("SLA breached", str(sla.get("breached", "-")))
+        figures.add("SLA at risk", str(sla.get("at_risk", "-")))
+        figures.add("SLA breached", str(sla.get("breached", "-")))
     for state, count in sorted(((doc.get("referrals") or {}).get("by_state") or {}).items()):
-        figures.add_row(f"referrals {state}", str(count))
-    out.print(figures)
+        figures.add(f"referrals {state}", str(count))
+    figures.print(out)
     if letters.get("by_reason"):
-        reasons = _table("system", "stage", "field", "parked", title="dead letters by reason")
+        reasons = _Rows("system", "stage", "field", "parked", title="dead letters by reason")
         for row in letters["by_reason"]:
-            reasons.add_row(row["system"], row["stage"], row.get("field") or "-", str(row["count"]))
-        out.print(reasons)
+            reasons.add(row["system"], row["stage"], row.get("field") or "-", str(row["count"]))
+        reasons.print(out)
     run = doc.get("last_reconciliation")
     if run:
         out.print(f"last reconciliation: {_run_line(run)}")
@@ -119,12 +171,15 @@ def _run_line(run: dict[str, Any]) -> str:
 
 
 def referrals(out: Console, page: dict[str, Any]) -> None:
-    table = _table("referral", "direction", "state", "numbers", "priority", "district", "updated")
+    table = _Rows(
+        "referral", "direction", "state", "numbers", "priority", "district", "updated",
+        drop=("district", "priority", "updated", "numbers", "direction"),
+    )  # fmt: skip
     for item in page["items"]:
         flags = [" EW" if item.get("early_warning") else ""]
         if item.get("parked"):
             flags.append(f" parked {item['parked']}")
-        table.add_row(
+        table.add(
             item["referral_id"],
             item["direction"],
             item["state"] + "".join(flags),
@@ -133,30 +188,33 @@ def referrals(out: Console, page: dict[str, Any]) -> None:
             item.get("district_code") or "-",
             when(item.get("updated_at")),
         )
-    out.print(table)
+    table.print(out)
     _more(out, page, "referrals")
 
 
 def referral(out: Console, doc: dict[str, Any]) -> None:
     """`GET /api/v1/referrals/{id}`: both sides' ids and statuses, deadlines, timeline."""
     out.print(f"[bold]{doc['referral_id']}[/bold]  {doc['direction']}  state {doc['state']}")
-    sides = _table("system", "id", "number", "native status")
+    sides = _Rows("system", "id", "number", "native status", drop=("native status",))
     for system in sorted(set(doc.get("ids") or {}) | set(doc.get("numbers") or {})):
-        sides.add_row(
+        sides.add(
             system,
             (doc.get("ids") or {}).get(system, "-"),
             (doc.get("numbers") or {}).get(system, "-"),
             str((doc.get("native_status") or {}).get(system, "-")),
         )
-    out.print(sides)
+    sides.print(out)
     if doc.get("sla"):
-        sla = _table("deadline", "system", "due", "state")
+        sla = _Rows("deadline", "system", "due", "state")
         for row in doc["sla"]:
-            sla.add_row(row["kind"], row["system"], when(row["due_at"]), row["state"])
-        out.print(sla)
-    timeline = _table("at", "system", "kind", "outcome", "attempt", "mapping", title="timeline")
+            sla.add(row["kind"], row["system"], when(row["due_at"]), row["state"])
+        sla.print(out)
+    timeline = _Rows(
+        "at", "system", "kind", "outcome", "attempt", "mapping",
+        title="timeline", drop=("mapping", "attempt"),
+    )  # fmt: skip
     for event in doc.get("timeline") or []:
-        timeline.add_row(
+        timeline.add(
             when(event["at"]),
             event["system"],
             event["kind"],
@@ -164,7 +222,7 @@ def referral(out: Console, doc: dict[str, Any]) -> None:
             "-" if event.get("attempt") is None else str(event["attempt"]),
             (event.get("mapping") or "-")[:12],
         )
-    out.print(timeline)
+    timeline.print(out)
     if doc.get("dead_letters"):
         dead_letters(out, {"items": doc["dead_letters"], "next_cursor": None})
 
@@ -172,9 +230,12 @@ def referral(out: Console, doc: dict[str, Any]) -> None:
 def dead_letters(out: Console, page: dict[str, Any]) -> None:
     if page.get("source") == "store":
         out.print(STORE_NOTE, style="yellow")
-    table = _table("id", "status", "system", "stage", "field", "reason", "referral", "created")
+    table = _Rows(
+        "id", "status", "system", "stage", "field", "reason", "referral", "created",
+        drop=("status", "created", "referral", "field"),
+    )  # fmt: skip
     for item in page["items"]:
-        table.add_row(
+        table.add(
             str(item["id"]),
             item["status"],
             item["system"],
@@ -184,7 +245,7 @@ def dead_letters(out: Console, page: dict[str, Any]) -> None:
             item.get("referral_id") or "-",
             when(item.get("created_at")),
         )
-    out.print(table)
+    table.print(out)
     _more(out, page, "dead letters")
 
 
@@ -215,8 +276,8 @@ def _report(out: Console, report: dict[str, Any], title: str) -> None:
     """A flat report as a two-column table; nested values shown as compact JSON."""
     if not report:
         return
-    table = _table("key", "value", title=title)
+    table = _Rows("key", "value", title=title)
     for key, value in report.items():
         shown = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-        table.add_row(str(key), shown)
-    out.print(table)
+        table.add(str(key), shown)
+    table.print(out)

@@ -15,9 +15,9 @@ from harness import (
 )
 from sim_actions import agent, dispatch, order_action
 
-from bridge import ops
+from bridge.app import PARTNER, Node, topology_of
 from bridge.demo import Simulators
-from bridge.engine.replay import ReplayError
+from bridge.engine.replay import ReplayError, replay_dead_letter
 
 
 async def test_replay_after_the_record_was_repaired_at_its_source(
@@ -30,17 +30,29 @@ async def test_replay_after_the_record_was_repaired_at_its_source(
         assert letter.stage == "intake" and letter.field == "content" and no in letter.reason
 
         sims.sim12345.orders[no]["content"] = "来电人反映拖欠工资。"  # repaired at 12345
-        [line] = await ops.replay(node.settings, [letter.id])
-        assert "queued again" in line
+        outcome = await _replay(node, letter.id)
+        assert "queued again" in outcome
         await wait_until(lambda: len(cases_from(sims, no)) == 1, what="case after replay")
         await wait_until(lambda: order(sims, no)["orderStatus"] == "20", what="signed")
         assert (await node.store.get_dead_letter(letter.id)).status == "replayed"
         try:
-            await ops.replay(node.settings, [letter.id])
+            await _replay(node, letter.id)
         except ReplayError as exc:
             assert "replayed" in str(exc)
         else:
             raise AssertionError("a replayed dead letter was replayed twice")
+
+
+async def _replay(node: Node, letter_id: int) -> str:
+    """What the node's replay does (the CLI's went to the admin API)."""
+    return await replay_dead_letter(
+        node.store,
+        letter_id,
+        intake={s: side.intake for s, side in node.sides.items()},
+        topology=topology_of(node.settings),
+        partner=PARTNER,
+        hotlines={s: side.hotline for s, side in node.sides.items()},
+    )
 
 
 async def test_reconciliation_repairs_a_change_the_feed_missed(
