@@ -102,7 +102,7 @@ class AdminClient:
                 if response.status >= 400:
                     raise _api_error(response.status, response.reason, data)
                 return data
-        except (aiohttp.ClientConnectionError, aiohttp.InvalidURL) as exc:
+        except aiohttp.ClientConnectionError as exc:
             raise Unreachable(self.url, str(exc) or type(exc).__name__) from exc
         except TimeoutError as exc:
             raise Unreachable(self.url, f"no answer within {self._timeout.total:g}s") from exc

@@ -83,6 +83,8 @@ class Target:
 
     def admin_url(self) -> str:
         if self.url:
+            if not self.url.startswith(("http://", "https://")):
+                _usage(f"--url {self.url!r} is not http://host:port")
             return self.url
         host, port = self.settings().admin.host_port
         if port == 0:

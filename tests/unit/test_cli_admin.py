@@ -438,3 +438,8 @@ async def test_check_config_connect_names_what_fails_and_no_secret(tmp_path: Pat
     assert lines["hotline 12351"] == "ok"
     for secret in ("amqp-pw", "pg-pw", "wrong-secret-value", "s3cret-12345", "demo-key"):
         assert secret not in result.output
+
+
+async def test_a_url_that_is_not_http_is_a_usage_error() -> None:
+    result = await cli("status", "--url", "127.0.0.1:8080")
+    assert result.exit_code == 2 and "is not http://host:port" in result.stderr
