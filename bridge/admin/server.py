@@ -1,7 +1,8 @@
 """The admin server: one `web.Application` per node, its runtime state under one
 `web.AppKey`, served by a `web.AppRunner` that the node's `AsyncExitStack` cleans up.
 
-Routes (no token needed for these three): `GET /livez`, `GET /readyz`, `GET /metrics`;
+Routes (no token needed for these): `GET /livez`, `GET /readyz`, `GET /metrics`, and the
+admin page `GET /` with its assets under `/page/` (`bridge.admin.page`: static, no data);
 under `/api/v1` the route groups of `ROUTES` (see `bridge.admin.api`), which need one.
 """
 
@@ -17,6 +18,7 @@ from aiohttp import web
 from bridge.admin import audit, health, metrics
 from bridge.admin.api import install_api
 from bridge.admin.auth import Tokens
+from bridge.admin.page import install_page
 from bridge.admin.state import STATE, AdminState
 
 if TYPE_CHECKING:
@@ -70,6 +72,7 @@ def build_app(node: Node, partner: Mapping[str, str]) -> web.Application:
     app.router.add_get("/livez", health.livez)
     app.router.add_get("/readyz", health.readyz)
     app.router.add_get("/metrics", metrics.scrape)
+    install_page(app)
     install_api(app, ROUTES)
     return app
 
