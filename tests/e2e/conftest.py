@@ -27,12 +27,13 @@ async def sims(request: pytest.FixtureRequest) -> AsyncIterator[Simulators]:
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     """Every e2e test runs with the node's store on SQLite and again on PostgreSQL (the
     store of replicated deployments), except those that restart the broker, which test
-    the transport, and the large scenarios (`large`: hundreds of referrals), which run
-    on SQLite only to keep the suite short."""
+    the transport, the large scenarios (`large`: hundreds of referrals), and those whose
+    subject is not the store (`one_store`), which run on SQLite only to keep the suite
+    short."""
     if "e2e_store" not in metafunc.fixturenames:
         return
     stores: list[object] = ["sqlite"]
-    one_store = ("broker_restart", "large")
+    one_store = ("broker_restart", "large", "one_store")
     if not any(metafunc.definition.get_closest_marker(m) for m in one_store):
         stores.append(pytest.param("postgres", marks=pytest.mark.postgres))
     metafunc.parametrize("e2e_store", stores, indirect=True)

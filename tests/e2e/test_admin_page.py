@@ -242,7 +242,7 @@ def _with_stand_ins(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 # one browser for the module (launching Chromium costs seconds), so one event loop
-pytestmark = pytest.mark.asyncio(loop_scope="module")
+pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.one_store]
 
 
 @dataclass
