@@ -14,9 +14,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any
+from enum import StrEnum
+from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, WithJsonSchema
 
 from bridge.admin.api import (
     ApiProblem,
@@ -40,13 +41,18 @@ _LIFTED = ("outcome", "attempt", "mapping")
 """Detail keys a timeline entry shows as fields of its own."""
 
 
+def _inline(values: type[StrEnum]) -> WithJsonSchema:
+    """An enum's schema written into the query parameter (a query has no `$defs`)."""
+    return WithJsonSchema({"type": "string", "enum": [v.value for v in values]})
+
+
 class ReferralsQuery(PageQuery):
-    state: Lifecycle | None = None
+    state: Annotated[Lifecycle, _inline(Lifecycle)] | None = None
     direction: str | None = Field(
         default=None, pattern=_DIRECTION, description="`<origin>-<target>`, e.g. `12345-12351`"
     )
     district: str | None = Field(default=None, description="the snapshot's district code")
-    priority: Priority | None = None
+    priority: Annotated[Priority, _inline(Priority)] | None = None
     early_warning: bool | None = None
     overdue: bool | None = Field(default=None, description="an SLA deadline is breached")
     at_risk: bool | None = Field(default=None, description="an SLA deadline is near")
@@ -61,7 +67,7 @@ class ShowQuery(BaseModel):
     unmask: bool = Field(default=False, description="personal data unmasked (operate; audited)")
 
 
-class SlaOut(BaseModel):
+class SlaDeadline(BaseModel):
     kind: str
     system: str
     due_at: datetime
@@ -80,7 +86,7 @@ class ReferralSummary(BaseModel):
     district_code: str | None
     created_at: datetime
     updated_at: datetime
-    sla: list[SlaOut]
+    sla: list[SlaDeadline]
     parked: int = Field(description="dead letters of this referral still parked")
 
 
@@ -220,7 +226,7 @@ def _summary(
         "created_at": row.created_at,
         "updated_at": row.updated_at,
         "sla": [
-            SlaOut(kind=d.kind, system=d.system, due_at=d.due_at, state=d.state)
+            SlaDeadline(kind=d.kind, system=d.system, due_at=d.due_at, state=d.state)
             for d in deadlines.get(row.referral_id, [])
         ],
         "parked": parked.get(row.referral_id, 0),

@@ -75,7 +75,7 @@ class DeadLettersOut(BaseModel):
     by_reason: list[ParkedReason]
 
 
-class SlaOut(BaseModel):
+class SlaCounts(BaseModel):
     at_risk: int
     breached: int
 
@@ -101,7 +101,7 @@ class StatusOut(BaseModel):
         description="early-warning referrals not closed or withdrawn (null: the store did not"
         " answer)"
     )
-    sla: SlaOut | None = Field(description="null: the store did not answer")
+    sla: SlaCounts | None = Field(description="null: the store did not answer")
     last_reconciliation: ReconciliationOut | None
 
 
@@ -151,7 +151,7 @@ async def get_status(call: Call[None, None]) -> StatusOut:
         early_warnings_open=None if figures is None else figures.early_warnings_open,
         sla=None
         if figures is None
-        else SlaOut(at_risk=figures.sla["at_risk"], breached=figures.sla["breached"]),
+        else SlaCounts(at_risk=figures.sla["at_risk"], breached=figures.sla["breached"]),
         last_reconciliation=_reconciliation(runs[0]) if runs else None,
     )
     status.problems = _problems(call, status, store_error)

@@ -129,13 +129,11 @@ async def page_referrals(
     query = sa.select(referrals).where(*_where(flt))
     if after is not None:
         created_at, referral_id = after
+        # `<=` first: a range the created_at index can serve on both dialects (a bare OR
+        # of the two cases makes PostgreSQL scan and sort the whole table on each page).
         query = query.where(
-            sa.or_(
-                referrals.c.created_at < created_at,
-                sa.and_(
-                    referrals.c.created_at == created_at, referrals.c.referral_id > referral_id
-                ),
-            )
+            referrals.c.created_at <= created_at,
+            sa.or_(referrals.c.created_at < created_at, referrals.c.referral_id > referral_id),
         )
     query = query.order_by(referrals.c.created_at.desc(), referrals.c.referral_id).limit(limit)
     return [_referral(row) for row in await conn.execute(query)]
@@ -148,20 +146,24 @@ async def find_referral(conn: AsyncConnection, system: str, value: str) -> Refer
     row = (await conn.execute(by_id)).one_or_none()
     if row is not None:
         return _referral(row)
+    # Cheapest first: a plain column, the small ids document, then the snapshot's.
     other = [
         referrals.c.ids[system].as_string() == value,
         referrals.c.last_snapshot[("numbers", system)].as_string() == value,
     ]
     if system == CASE_NO_SYSTEM:
-        other.append(referrals.c.case_no == value)
-    query = (
-        sa.select(referrals)
-        .where(sa.or_(*other))
-        .order_by(referrals.c.created_at.desc(), referrals.c.referral_id)
-        .limit(1)
-    )
-    row = (await conn.execute(query)).one_or_none()
-    return None if row is None else _referral(row)
+        other.insert(0, referrals.c.case_no == value)
+    for condition in other:
+        query = (
+            sa.select(referrals)
+            .where(condition)
+            .order_by(referrals.c.created_at.desc(), referrals.c.referral_id)
+            .limit(1)
+        )
+        row = (await conn.execute(query)).one_or_none()
+        if row is not None:
+            return _referral(row)
+    return None
 
 
 async def deadlines_of(
