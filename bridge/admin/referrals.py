@@ -17,7 +17,7 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import AwareDatetime, BaseModel, Field, WithJsonSchema
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, WithJsonSchema
 
 from bridge.admin.api import (
     ApiProblem,
@@ -64,6 +64,8 @@ class ReferralsQuery(PageQuery):
 
 
 class ShowQuery(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
     unmask: bool = Field(default=False, description="personal data unmasked (operate; audited)")
 
 

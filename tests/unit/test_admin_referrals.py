@@ -262,6 +262,8 @@ async def test_an_invalid_filter_or_cursor_is_a_400(tmp_path: Path, query: str) 
         cursor = encode_cursor(["not a time", "12345:x"])
         status, _, _ = await admin.get(f"/api/v1/referrals?cursor={cursor}", token=READ)
         assert status == 400
+        status, _, body = await admin.get("/api/v1/referrals/12345:BJ1?nonsense=1", token=READ)
+        assert (status, body["errors"][0]["loc"]) == (400, "query.nonsense")
 
 
 FOUND_BY = [
