@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import structlog
 from aiohttp import web
 
-from bridge.admin import audit, health, metrics
+from bridge.admin import audit, health, metrics, referrals, status
 from bridge.admin.api import install_api
 from bridge.admin.auth import Tokens
 from bridge.admin.page import install_page
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-ROUTES = (audit.routes,)
+ROUTES = (status.routes, referrals.routes, audit.routes)
 """Every `/api/v1` route group, in the order of the OpenAPI document."""
 
 

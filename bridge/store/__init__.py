@@ -5,6 +5,7 @@ Alembic migrations applied at :meth:`Store.connect`. See :mod:`.store` for the
 transaction and locking contract.
 """
 
+from .browse import CASE_NO_SYSTEM, Deadline, ReferralFilter, StatusFigures
 from .figures import Figures
 from .models import (
     DEAD_LETTER_STAGES,
@@ -29,6 +30,7 @@ from .store import Store
 from .transaction import Tx
 
 __all__ = [
+    "CASE_NO_SYSTEM",
     "DEAD_LETTER_STAGES",
     "DEAD_LETTER_STATUSES",
     "ActionRow",
@@ -39,13 +41,16 @@ __all__ = [
     "DeadLetterRow",
     "DeadLetterStage",
     "DeadLetterStatus",
+    "Deadline",
     "Event",
     "Figures",
     "OutboxMessage",
     "OutboxRow",
     "ReconciliationRun",
+    "ReferralFilter",
     "ReferralRow",
     "Seen",
+    "StatusFigures",
     "Store",
     "Tx",
     "utc_now",

@@ -31,7 +31,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from . import audit, dead_letters, events, feeds, leases, ledger, outbox, reconciliation
+from . import audit, browse, dead_letters, events, feeds, leases, ledger, outbox, reconciliation
+from .browse import Deadline, ReferralFilter, StatusFigures
 from .engine import BEGIN_MODE_OPTION, create_engine, current_revision, migrate
 from .figures import Figures, read_figures
 from .models import (
@@ -75,6 +76,11 @@ class Store:
             await engine.dispose()
             raise
         return cls(engine, clock=clock)
+
+    @property
+    def clock(self) -> Clock:
+        """The clock that stamps the rows (the admin status measures ages with it)."""
+        return self._clock
 
     @property
     def dialect(self) -> str:
@@ -195,6 +201,41 @@ class Store:
         """A referral's events, oldest first."""
         async with self._read() as conn:
             return await events.timeline(conn, referral_id)
+
+    # browsing (the admin API; see bridge.store.browse)
+    async def page_referrals(
+        self,
+        flt: ReferralFilter,
+        *,
+        after: tuple[datetime, str] | None = None,
+        limit: int = 50,
+    ) -> list[ReferralRow]:
+        """A keyset page of referrals, newest first (see :func:`browse.page_referrals`)."""
+        async with self._read() as conn:
+            return await browse.page_referrals(conn, flt, after=after, limit=limit)
+
+    async def find_referral(self, system: str, value: str) -> ReferralRow | None:
+        """The referral ``system`` knows by the number or native id ``value``, or ``None``."""
+        async with self._read() as conn:
+            return await browse.find_referral(conn, system, value)
+
+    async def referral_extras(
+        self, referral_ids: Sequence[str]
+    ) -> tuple[dict[str, list[Deadline]], dict[str, int]]:
+        """For a page of referrals: their SLA deadlines and their parked dead letters."""
+        async with self._read() as conn:
+            return (
+                await browse.deadlines_of(conn, referral_ids),
+                await browse.parked_of(conn, referral_ids),
+            )
+
+    async def status_figures(self) -> StatusFigures:
+        """The figures of the admin status (see :func:`browse.status_figures`); raises
+        :class:`RuntimeError` once the store is closed."""
+        if self._closed:
+            raise RuntimeError("the store is closed")
+        async with self._read() as conn:
+            return await browse.status_figures(conn)
 
     # dead letters
     async def list_dead_letters(

@@ -140,6 +140,29 @@ class Transport:
             return False
         return True
 
+    async def queue_depths(self, target: str, timeout_s: float = 2.0) -> int | None:
+        """Messages waiting in `target`'s work queues (every shard and priority), from
+        passive declarations on a channel of its own; None if the broker does not say
+        (down, a queue missing, no answer within `timeout_s`)."""
+        if not self.connected:
+            return None
+        try:
+            async with asyncio.timeout(timeout_s):
+                channel = self._connection.channel(publisher_confirms=False)
+                await channel.initialize()
+                try:
+                    total = 0
+                    for name in self.topology.work_queues(target):
+                        queue = await channel.declare_queue(name, passive=True, robust=False)
+                        total += queue.declaration_result.message_count or 0
+                finally:
+                    if not channel.is_closed:
+                        await channel.close()
+        except Exception as exc:  # a figure for the status: its absence says enough
+            log.info("amqp.queue_depth_failed", target=target, error=type(exc).__name__)
+            return None
+        return total
+
     # -- topology ----------------------------------------------------------
 
     async def declare(self) -> None:

@@ -537,3 +537,20 @@ async def test_broker_restart_loses_nothing(connect: TransportFactory) -> None:
         await transport.publish_snapshot("12351", f"R-{i}", i % 2 == 0, b"{}", f"after-{i}")
     await eventually(lambda: len(counts) == 40, timeout_s=20)
     assert await transport.ping()
+
+
+async def test_queue_depths_sum_a_targets_work_queues_and_none_without_them(
+    connect: TransportFactory,
+) -> None:
+    transport = await connect()
+    for n, early in enumerate((False, False, True)):
+        await transport.publish_snapshot("12351", f"12345:BJ{n}", early, b"{}", f"m{n}")
+    for _ in range(200):  # the broker counts a quorum queue's messages a moment later
+        if await transport.queue_depths("12351") == 3:
+            break
+        await asyncio.sleep(0.05)
+    assert await transport.queue_depths("12351") == 3
+    assert await transport.queue_depths("12345") == 0
+    undeclared = await connect(declare=False)
+    assert await undeclared.queue_depths("12351") is None
+    assert undeclared.connected  # a failed passive declaration closes only its own channel

@@ -8,23 +8,33 @@ pollers, its admin server on port 0 over real HTTP: what the admin API tests sha
 from __future__ import annotations
 
 import contextlib
+import os
+import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import aiohttp
+import asyncpg
+import pytest
+from sqlalchemy.engine import make_url
 
 from adapters.ratelimit import RequestBudget
 from bridge.admin import serve_admin
 from bridge.app import PARTNER, Node, Side
 from bridge.config import Settings
-from bridge.store import Store
+from bridge.store import Clock, Store, utc_now
 from bridge.supervisor import Supervisor
 
 READ, OPERATE = "read-token-for-tests", "operate-token-for-tests"
+POSTGRES_ADMIN_URL = os.environ.get(
+    "HB_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+STORE_KINDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+"""Parametrize a `store_kind` argument with these to run a test on both stores."""
 TOKENS = {READ: "read", OPERATE: "operate"}
 
 
@@ -33,9 +43,13 @@ class FakeTransport:
 
     def __init__(self) -> None:
         self.states = {"12345": "ok", "12351": "ok"}
+        self.depths: dict[str, int | None] = {"12345": 0, "12351": 0}
 
     def consumers_state(self, target: str) -> str:
         return self.states[target]
+
+    async def queue_depths(self, target: str) -> int | None:
+        return self.depths[target]
 
 
 @dataclass
@@ -77,14 +91,43 @@ class Admin:
 
 
 @contextlib.asynccontextmanager
+async def store_url(kind: str, tmp_path: Path) -> AsyncIterator[str]:
+    """A fresh store URL: a SQLite file in `tmp_path`, or a PostgreSQL database of its
+    own on the local server, dropped at the end (an unreachable server fails)."""
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp_path / 'bridge.db'}"
+        return
+    name = f"hb_admin_{uuid.uuid4().hex[:10]}"
+    await _postgres(f'CREATE DATABASE "{name}"')
+    try:
+        yield make_url(POSTGRES_ADMIN_URL).set(database=name).render_as_string(False)
+    finally:
+        await _postgres(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def _postgres(statement: str) -> None:
+    conn = await asyncpg.connect(POSTGRES_ADMIN_URL, timeout=10)
+    try:
+        await conn.execute(statement)
+    finally:
+        await conn.close()
+
+
+@contextlib.asynccontextmanager
 async def admin_node(
-    tmp_path: Path, *, tokens: dict[str, str] | None = None, store_url: str | None = None
+    tmp_path: Path,
+    *,
+    tokens: dict[str, str] | None = None,
+    store_url: str | None = None,
+    clock: Clock = utc_now,
 ) -> AsyncIterator[Admin]:
     """The admin server of a node with a real store (SQLite in `tmp_path` unless
-    `store_url`), real supervisor, fake broker/hotlines/pollers."""
+    `store_url`; stamped by `clock`), real supervisor, fake broker/hotlines/pollers."""
     settings = Settings(admin={"listen": "127.0.0.1:0", "tokens": tokens or TOKENS})
     async with AsyncExitStack() as stack:
-        store = await Store.connect(store_url or f"sqlite:///{tmp_path / 'bridge.db'}")
+        store = await Store.connect(
+            store_url or f"sqlite:///{tmp_path / 'bridge.db'}", clock=clock
+        )
         stack.push_async_callback(store.aclose)
         supervisor = Supervisor(backoff_start_s=0.01, backoff_max_s=0.01)
         stack.push_async_callback(supervisor.aclose)
@@ -92,7 +135,7 @@ async def admin_node(
             s: Side(s, FakeHotline(s), None, None, RequestBudget(s, None))  # type: ignore[arg-type]
             for s in ("12345", "12351")
         }
-        now = datetime.now(UTC)
+        now = clock()
         pollers: Any = [
             FakePoller(FakeHotline("12345"), "dispatched", last_success=now - timedelta(seconds=3)),
             FakePoller(FakeHotline("12351"), "changes", last_success=now),
