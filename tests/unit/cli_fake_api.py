@@ -27,8 +27,6 @@ from bridge.admin.masking import masked
 from bridge.store import DeadLetterRow, ReferralRow
 
 FAKED_DEFAULT = (
-    "/api/v1/status",
-    "/api/v1/referrals",
     "/api/v1/dead-letters",
     "/api/v1/jobs",
     "/api/v1/reconciliations",
