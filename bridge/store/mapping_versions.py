@@ -27,9 +27,7 @@ def _put(dialect: str) -> Any:
     )
 
 
-async def put(
-    conn: AsyncConnection, version: str, tables: dict[str, Any], now: datetime
-) -> bool:
+async def put(conn: AsyncConnection, version: str, tables: dict[str, Any], now: datetime) -> bool:
     """Record the tables of ``version``; ``False`` if it was already recorded (kept)."""
     params = {"version": version, "tables": tables, "created_at": now}
     return (await conn.execute(_put(conn), params)).rowcount == 1

@@ -333,5 +333,5 @@ def test_stored_tables_come_back_with_the_same_version() -> None:
 
 def test_stored_tables_that_no_longer_validate_raise_config_error() -> None:
     broken = {**TABLES.as_json(), "default_service_type": "astrology"}
-    with pytest.raises(ConfigError, match="stored mapping.default_service_type"):
+    with pytest.raises(ConfigError, match=r"stored mapping\.default_service_type"):
         MappingTables.from_stored(broken)
