@@ -12,7 +12,8 @@ import aiohttp
 
 from bridge.app import PARTNER, build_side, topology_of
 from bridge.config import Settings
-from bridge.engine.replay import replay_dead_letter
+from bridge.engine.replay import Tables, replay_dead_letter
+from bridge.engine.versions import record_tables
 from bridge.mapping import MappingTables
 from bridge.reconcile import Reconciler
 from bridge.store import Store
@@ -63,10 +64,15 @@ async def list_dead_letters(settings: Settings, status: str | None, limit: int) 
         await store.aclose()
 
 
-async def replay(settings: Settings, letter_ids: list[int]) -> list[str]:
+async def replay(
+    settings: Settings, letter_ids: list[int], *, mapping: Tables = "current"
+) -> list[str]:
+    """Replay dead letters with the `current` mapping tables (those of `settings`) or the
+    `original` ones each letter recorded; raises ReplayError at the first that fails."""
     tables = MappingTables.from_config(settings.mapping or None)
     store = await Store.connect(settings.store.url)
     try:
+        await record_tables(store, tables)  # what it re-maps, it records by this version
         async with aiohttp.ClientSession() as session:
             sides = {s: build_side(s, settings, session, tables) for s in settings.bridge.sides}
             intake = {s: side.intake for s, side in sides.items()}
@@ -80,6 +86,7 @@ async def replay(settings: Settings, letter_ids: list[int]) -> list[str]:
                     topology=topology_of(settings),
                     partner=PARTNER,
                     hotlines=hotlines,
+                    mapping=mapping,
                 )
                 for letter_id in letter_ids
             ]

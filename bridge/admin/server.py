@@ -56,6 +56,7 @@ def build_app(node: Node, partner: Mapping[str, str]) -> web.Application:
     app = web.Application(middlewares=[_count_requests])
     state = AdminState(node, partner)
     state.registry.register(metrics.NodeCollector(state))
+    state.registry.register(node.metrics.registry)  # the engine's counters
     app[STATE] = state
     app.router.add_get("/livez", health.livez)
     app.router.add_get("/readyz", health.readyz)
