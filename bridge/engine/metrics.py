@@ -53,9 +53,15 @@ class EngineMetrics:
             ("system", "stage", "reason"),
             registry=self.registry,
         )
+        self._actions: dict[tuple[str, str, str], Counter] = {}
 
     def action(self, system: str, kind: str, outcome: str) -> None:
-        self.actions.labels(system, kind, outcome).inc()
+        # once per action on the hot path: the labelled child is looked up once, kept
+        key = (system, kind, outcome)
+        child = self._actions.get(key)
+        if child is None:
+            child = self._actions[key] = self.actions.labels(*key)
+        child.inc()
 
     def retry(self, system: str) -> None:
         self.retries.labels(system).inc()
