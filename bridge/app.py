@@ -30,16 +30,19 @@ from bridge.admin import serve_admin
 from bridge.config import Settings
 from bridge.engine.applier import Applier, ApplyPolicy
 from bridge.engine.intake import IntakePolicy
+from bridge.engine.metrics import EngineMetrics
 from bridge.engine.poller import Poller
 from bridge.engine.relay import OutboxRelay, RelayPolicy
 from bridge.engine.retention import Retention, RetentionPolicy
 from bridge.engine.side12345 import Apply12345, Intake12345
 from bridge.engine.side12351 import Apply12351, Intake12351
+from bridge.engine.versions import record_tables
 from bridge.mapping import MappingTables
 from bridge.reconcile import Reconciler
 from bridge.store import DeadLetterIn, Store
 from bridge.supervisor import Supervisor
 from bridge.transport import Delivery, Topology, Transport
+from bridge.transport.delivery import PARK_REASON_HEADER
 
 log = structlog.get_logger(__name__)
 
@@ -118,6 +121,8 @@ class Node:
     probe_interval_s: float = 2.0
     """Between two pings of a paused hotline: cheap (under 1 % of 12345's budget) and
     short, so that a recovery is noticed within seconds, not at a back-off step later."""
+    metrics: EngineMetrics = field(default_factory=EngineMetrics)
+    """The engine's counters (actions, retries, parked), exposed by `/metrics`."""
 
     def spawn(self, name: str, factory: Callable[[], Coroutine[Any, Any, Any]]) -> None:
         """Run a background task under the node's supervisor (restarted if it crashes)."""
@@ -168,6 +173,8 @@ async def start_node(
     session = await stack.enter_async_context(aiohttp.ClientSession())
     store = await Store.connect(settings.store.url)
     stack.push_async_callback(store.aclose)
+    await record_tables(store, tables)  # events name them by version; replays read them
+    metrics = EngineMetrics()
     sides = {s: build_side(s, settings, session, tables) for s in settings.bridge.sides}
     for side in sides.values():
         stack.push_async_callback(side.hotline.aclose)
@@ -185,10 +192,15 @@ async def start_node(
     await transport.declare()
 
     relay = OutboxRelay(
-        store=store, transport=transport, policy=RelayPolicy.from_config(settings.store)
+        store=store,
+        transport=transport,
+        policy=RelayPolicy.from_config(settings.store),
+        metrics=metrics,
     )
     supervisor = Supervisor(crash_exit_after_s=settings.bridge.crash_exit_after_s)
-    node = Node(settings, store, transport, sides, {}, [], relay, node_id, supervisor)
+    node = Node(
+        settings, store, transport, sides, {}, [], relay, node_id, supervisor, metrics=metrics
+    )
     stack.push_async_callback(supervisor.aclose)
 
     policy = retry_policy or RetryPolicy(deadline_s=settings.bridge.attempt_timeout_s)
@@ -199,10 +211,11 @@ async def start_node(
             policy=side.apply,
             retry_policy=policy,
             on_unavailable=node.pause_target,
+            metrics=metrics,
         )
         node.appliers[system] = applier
         await transport.consume(system, applier.handle)
-    await transport.drain_parking(_parking_to_store(store))
+    await transport.drain_parking(_parking_to_store(store, metrics))
 
     node.reconciler = Reconciler(
         store=store,
@@ -212,6 +225,7 @@ async def start_node(
         node_id=node_id,
         interval_s=settings.bridge.reconcile_interval_s,
         on_recorded=relay.kick,
+        metrics=metrics,
     )
     node.spawn("relay", relay.run)
     retention = Retention(store=store, policy=RetentionPolicy.from_config(settings.store))
@@ -230,6 +244,7 @@ async def start_node(
                 busy_interval_s=settings.bridge.poll_busy_interval_s,
                 max_backoff_s=settings.bridge.poll_max_backoff_s,
                 on_recorded=relay.kick,
+                metrics=metrics,
             )
             node.pollers.append(poller)
             node.spawn(poller.name, poller.run)
@@ -238,7 +253,9 @@ async def start_node(
     return node
 
 
-def _parking_to_store(store: Store) -> Callable[[Delivery], Coroutine[Any, Any, None]]:
+def _parking_to_store(
+    store: Store, metrics: EngineMetrics
+) -> Callable[[Delivery], Coroutine[Any, Any, None]]:
     """Messages the broker parked (over the delivery limit, ladder exhausted) become
     dead letters in the store, where an admin sees and replays them."""
 
@@ -258,6 +275,13 @@ def _parking_to_store(store: Store) -> Callable[[Delivery], Coroutine[Any, Any, 
                     attempts=delivery.attempt + 1,
                 )
             )
+        # the bridge's reason: its retry ladder ended; none: the broker's delivery limit
+        bridge_parked = PARK_REASON_HEADER in delivery.headers
+        metrics.park(
+            delivery.target or "unknown",
+            "transport",
+            "retries_exhausted" if bridge_parked else "delivery_limit",
+        )
         log.warning("message.parked", message_id=delivery.message_id)
 
     return park

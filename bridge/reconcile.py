@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Final, Protocol
 
@@ -18,6 +18,7 @@ import structlog
 from adapters.base import Hotline
 from adapters.errors import AdapterError, NotFound
 from bridge.engine.intake import IntakePolicy, park_record, record_intake
+from bridge.engine.metrics import EngineMetrics
 from bridge.errors import MappingError
 from bridge.store import Store
 from bridge.transport import Topology
@@ -44,6 +45,7 @@ class Reconciler:
     node_id: str
     interval_s: float
     on_recorded: Callable[[], None] = lambda: None
+    metrics: EngineMetrics = field(default_factory=EngineMetrics)
 
     async def run_once(self, trigger: str = "on_demand") -> int:
         """One reconciliation run over every side this node runs; returns its id."""
@@ -90,6 +92,7 @@ class Reconciler:
                     except MappingError as exc:
                         await park_record(tx, side.intake, "reconcile", record, exc)
                         counts["parked"] += 1
+                        self.metrics.park(side.system, "intake", "mapping")
                         continue
                     if taken is not None and await record_intake(
                         tx, self.topology, self.partner[side.system], taken, replay=True

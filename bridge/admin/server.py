@@ -68,6 +68,7 @@ def build_app(node: Node, partner: Mapping[str, str]) -> web.Application:
     config = node.settings.admin
     state = AdminState(node, partner, Tokens.load(config.tokens, config.token_files))
     state.registry.register(metrics.NodeCollector(state))
+    state.registry.register(node.metrics.registry)  # the engine's counters
     app[STATE] = state
     app.router.add_get("/livez", health.livez)
     app.router.add_get("/readyz", health.readyz)

@@ -2,7 +2,9 @@
 the feed position (a position never advances past what was not recorded).
 
 A side's `IntakePolicy` decides per record: ignore it, park it (it does not map), record
-it without forwarding, or publish its snapshot to the other side.
+it without forwarding, or publish its snapshot to the other side. The version of the
+mapping tables that made the snapshot (`MappingTables.version`) goes with its timeline
+event and with a parked record, from which a replay may re-map it with those tables.
 """
 
 from __future__ import annotations
@@ -10,9 +12,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, Self
 
 from bridge.errors import MappingError
+from bridge.mapping import MappingTables
 from bridge.store import DeadLetterIn, OutboxMessage, ReferralRow, Tx
 from bridge.transport import Topology
 from schemas.canonical import Referral
@@ -24,10 +27,17 @@ class Intake:
 
     referral: Referral
     forward: bool = True
+    mapping: str | None = None
+    """The version of the mapping tables that made `referral`."""
 
 
 class IntakePolicy(Protocol):
     system: str
+    tables: MappingTables
+
+    def with_tables(self, tables: MappingTables) -> Self:
+        """The same policy mapping with `tables` (a replay with the tables of its time)."""
+        ...
 
     async def take(
         self, feed: str, record: Any, tx: Tx, read_at: datetime, *, force: bool = False
@@ -93,7 +103,7 @@ async def record_intake(
             ref.referral_id,
             ref.source,
             "not_forwarded",
-            {"version": ref.source_version, "status": ref.native_status},
+            {"version": ref.source_version, "status": ref.native_status, "mapping": intake.mapping},
         )
         return False
     await tx.enqueue(
@@ -109,7 +119,7 @@ async def record_intake(
         ref.referral_id,
         ref.source,
         "snapshot.read",
-        {"version": ref.source_version, "status": ref.native_status},
+        {"version": ref.source_version, "status": ref.native_status, "mapping": intake.mapping},
     )
     return True
 
@@ -122,7 +132,7 @@ async def park_record(
             system=policy.system,
             stage="intake",
             reason=str(error),
-            payload={"feed": feed, "record": policy.dump(record)},
+            payload={"feed": feed, "record": policy.dump(record), "mapping": policy.tables.version},
             referral_id=None,
             field=error.field,
         )

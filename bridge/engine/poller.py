@@ -13,6 +13,7 @@ from pydantic import ValidationError
 from adapters.base import Hotline
 from adapters.errors import AdapterError, RateLimited, Unavailable
 from bridge.engine.intake import IntakePolicy, park_record, record_intake
+from bridge.engine.metrics import EngineMetrics
 from bridge.errors import MappingError
 from bridge.store import Store
 from bridge.transport import Topology
@@ -50,8 +51,10 @@ class Poller:
         on_recorded: Callable[[], None] = lambda: None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         read_timeout_s: float = READ_TIMEOUT_S,
+        metrics: EngineMetrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics or EngineMetrics()
         self.hotline = hotline
         self.feed = feed
         self.policy = policy
@@ -78,7 +81,7 @@ class Poller:
         if not page.records and page.position == position:
             return 0, page.more  # nothing new and nowhere to move: no transaction, no fsync
         read_at = self.clock()
-        forwarded = 0
+        forwarded = parked = 0
         async with self.store.begin() as tx:
             for record in page.records:
                 try:
@@ -87,6 +90,7 @@ class Poller:
                     # one record that does not map is parked; the feed goes on
                     exc = _as_mapping_error(exc, self.policy.native_key(record))
                     await park_record(tx, self.policy, self.feed, record, exc)
+                    parked += 1
                     log.warning(
                         "record.parked",
                         system=self.hotline.system,
@@ -99,6 +103,8 @@ class Poller:
                 ):
                     forwarded += 1
             await tx.set_position(self.hotline.system, self.feed, page.position)
+        for _ in range(parked):  # committed: count them
+            self.metrics.park(self.hotline.system, "intake", "mapping")
         if forwarded:
             self.on_recorded()
             log.info(

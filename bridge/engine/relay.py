@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from bridge.engine.metrics import EngineMetrics, ParkReason
 from bridge.store import DeadLetterIn, OutboxRow, Store, Tx
 from bridge.transport import PublishError, PublishFailure, Transport
 
@@ -63,8 +64,10 @@ class OutboxRelay:
         batch: int = 200,
         idle_s: float = 0.5,
         policy: RelayPolicy | None = None,
+        metrics: EngineMetrics | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics or EngineMetrics()
         self.transport = transport
         self.batch = batch
         self.idle_s = idle_s
@@ -98,8 +101,10 @@ class OutboxRelay:
         ]
         if failed:
             async with self.store.begin() as tx:
-                for row, failure in failed:
-                    await self._fail(tx, row, failure)
+                parked = [await self._fail(tx, row, failure) for row, failure in failed]
+            for letter in parked:
+                if letter is not None:  # committed: count it
+                    self.metrics.park(letter.system, "publish", _reason(letter))
         if len(ids) + len(failed) < len(rows):
             await asyncio.sleep(1.0)  # the connection is lost: do not spin
         return len(ids)
@@ -116,7 +121,8 @@ class OutboxRelay:
             return exc
         return None
 
-    async def _fail(self, tx: Tx, row: OutboxRow, failure: PublishError) -> None:
+    async def _fail(self, tx: Tx, row: OutboxRow, failure: PublishError) -> DeadLetterIn | None:
+        """Defer a failed publish, or park it; the dead letter parked, if one was."""
         attempts = row.attempts + 1
         if failure.reason is PublishFailure.RETURNED:
             why = (
@@ -139,7 +145,7 @@ class OutboxRelay:
                     attempts=attempts,
                     delay_s=delay_s,
                 )
-            return
+            return None
         returned = failure.reason is PublishFailure.RETURNED
         letter = _letter(row, why, attempts, field="routing_key" if returned else None)
         letter_id = await tx.park_outbox(row.id, letter)
@@ -153,6 +159,8 @@ class OutboxRelay:
                 reason=failure.reason.value,
                 attempts=attempts,
             )
+            return letter
+        return None
 
     async def run(self) -> None:
         """Relay until cancelled; a store failure ends the task (the supervisor restarts it)."""
@@ -164,6 +172,10 @@ class OutboxRelay:
                     await asyncio.wait_for(self._wake.wait(), self.idle_s)
                 except TimeoutError:
                     pass
+
+
+def _reason(letter: DeadLetterIn) -> ParkReason:
+    return "unroutable" if letter.field == "routing_key" else "publish_failed"
 
 
 def _letter(row: OutboxRow, reason: str, attempts: int, field: str | None) -> DeadLetterIn:

@@ -7,6 +7,13 @@ the relay could not publish goes back as it was), the parked actions of its refe
 are forgotten so they are planned again, and the dead letter is marked `replayed`. The
 running daemon's relay publishes it. Replaying a record that still does not map parks it
 again, with a new dead letter.
+
+With which mapping tables (`mapping`): `current`, the node's tables now (say, once a
+table was corrected), or `original`, those of the version the letter recorded (say, when
+a table change broke what mapped before). A parked record is re-mapped here with them; a
+parked snapshot goes back marked `MAPPING_HEADER` and its applier plans it with them. A
+letter that recorded no version (older rows, messages parked by the relay or the broker)
+can be replayed with the current tables only.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from adapters.base import Hotline
 from adapters.errors import AdapterError
@@ -24,14 +31,20 @@ from bridge.engine.intake import (
     park_record,
     record_intake,
 )
+from bridge.engine.versions import MAPPING_HEADER, StoredTables
 from bridge.errors import MappingError
+from bridge.mapping import MappingTables
 from bridge.store import OutboxMessage, Store, Tx
 from bridge.transport import Topology
 from schemas.canonical import Referral
 
 
 class ReplayError(Exception):
-    """The dead letter cannot be replayed (unknown, not parked, no payload to replay)."""
+    """The dead letter cannot be replayed (unknown, not parked, no payload to replay, no
+    recorded mapping version to replay with)."""
+
+
+Tables = Literal["current", "original"]
 
 
 async def replay_dead_letter(
@@ -43,13 +56,16 @@ async def replay_dead_letter(
     partner: Mapping[str, str],
     hotlines: Mapping[str, Hotline] | None = None,
     now: datetime | None = None,
+    mapping: Tables = "current",
 ) -> str:
-    """Replay one parked dead letter; returns what was done. Raises ReplayError.
+    """Replay one parked dead letter with the `current` or the `original` mapping tables
+    (see the module docstring); returns what was done. Raises ReplayError.
 
     A parked record is read again from its system when this node runs that side (the
     admin may have had it repaired there); otherwise the stored copy is replayed.
     """
     now = now or datetime.now(UTC)
+    original = await _original_tables(store, letter_id) if mapping == "original" else None
     fresh = await _refetch(store, letter_id, intake, hotlines or {})
     async with store.begin() as tx:
         letter = await tx.get_dead_letter(letter_id)
@@ -62,6 +78,8 @@ async def replay_dead_letter(
             policy = intake.get(letter.system)
             if policy is None:
                 raise ReplayError(f"this node does not run the {letter.system} side")
+            if original is not None:
+                policy = policy.with_tables(original)
             record = fresh if fresh is not None else policy.parse(payload["record"])
             feed = payload.get("feed", "")
             try:
@@ -75,14 +93,17 @@ async def replay_dead_letter(
                     tx, topology, partner[letter.system], taken, replay=True
                 ):
                     outcome = f"snapshot of {taken.referral.referral_id} queued again"
-        elif letter.stage == "publish":
-            await tx.enqueue(_unpublished(letter.referral_id, letter.system, payload, topology))
-            outcome = "message queued again"
         elif "snapshot" in payload:
             ref = Referral.model_validate(payload["snapshot"])
             forgotten = await _forget_parked_actions(tx, ref.referral_id, letter.system)
-            await _enqueue(tx, topology, letter.system, ref)
+            version = original.version if original is not None else None
+            await _enqueue(tx, topology, letter.system, ref, version)
             outcome = f"snapshot queued again; parked actions retried: {forgotten or 'none'}"
+        elif original is not None:  # a message as it came: nothing here maps it
+            raise ReplayError(f"dead letter {letter_id} cannot be replayed with other tables")
+        elif letter.stage == "publish":
+            await tx.enqueue(_unpublished(letter.referral_id, letter.system, payload, topology))
+            outcome = "message queued again"
         elif "body" in payload and payload.get("routing_key"):
             await tx.enqueue(
                 OutboxMessage(
@@ -96,7 +117,27 @@ async def replay_dead_letter(
         else:
             raise ReplayError(f"dead letter {letter_id} holds nothing that can be replayed")
         await tx.set_dead_letter_status(letter_id, "replayed")
+    if original is not None:
+        outcome += f" (original mapping tables, version {original.version})"
     return outcome
+
+
+async def _original_tables(store: Store, letter_id: int) -> MappingTables:
+    """The tables of the mapping version `letter_id` recorded; raises ReplayError when it
+    recorded none or the store does not hold it."""
+    letter = await store.get_dead_letter(letter_id)
+    if letter is None:
+        raise ReplayError(f"dead letter {letter_id} does not exist")
+    version = letter.payload.get("mapping")
+    if not isinstance(version, str):
+        raise ReplayError(
+            f"dead letter {letter_id} recorded no mapping version: "
+            "it can be replayed with the current tables only"
+        )
+    try:
+        return await StoredTables(store).get(version)
+    except MappingError as exc:
+        raise ReplayError(f"dead letter {letter_id}: mapping {exc.reason}") from None
 
 
 async def _refetch(
@@ -126,15 +167,22 @@ async def _forget_parked_actions(tx: Tx, referral_id: str, system: str) -> list[
     return forgotten
 
 
-async def _enqueue(tx: Tx, topology: Topology, target: str, ref: Referral) -> None:
+async def _enqueue(
+    tx: Tx, topology: Topology, target: str, ref: Referral, original: str | None
+) -> None:
+    """Queue `ref` again for `target`'s applier; `original`: the mapping version it is to
+    be planned with (None: the applier's current tables)."""
     from bridge.engine.intake import snapshot_headers
 
+    headers: dict[str, Any] = {**snapshot_headers(ref), REPLAY_HEADER: True}
+    if original is not None:
+        headers[MAPPING_HEADER] = original
     await tx.enqueue(
         OutboxMessage(
             referral_id=ref.referral_id,
             routing_key=topology.routing_key(target, ref.referral_id, ref.early_warning),
             body=ref.model_dump_json().encode(),
-            headers={**snapshot_headers(ref), REPLAY_HEADER: True},
+            headers=headers,
             early_warning=ref.early_warning,
         )
     )

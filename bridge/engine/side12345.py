@@ -33,6 +33,9 @@ class Intake12345:
         self.unit_code = unit_code
         self.tables = tables
 
+    def with_tables(self, tables: MappingTables) -> Intake12345:
+        return Intake12345(unit_code=self.unit_code, tables=tables)
+
     def native_key(self, record: Order) -> str:
         return record.orderNo
 
@@ -54,6 +57,7 @@ class Intake12345:
         if seen is not None and seen.content_hash == digest and not force:
             return None
         seq = seen.seq + 1 if seen is not None else 1
+        mapping = self.tables.version
         await tx.put_seen(SYSTEM, record.orderNo, digest, seq)
         ref = order_to_referral(
             record, version=seq, read_at=read_at, unit_code=self.unit_code, tables=self.tables
@@ -69,12 +73,12 @@ class Intake12345:
                     NOT_FORWARDED,
                     NOT_FORWARDED,
                     "recorded",
-                    {"first_seen_status": record.orderStatus},
+                    {"first_seen_status": record.orderStatus, "mapping": mapping},
                 )
             )
-            return Intake(ref, forward=False)
+            return Intake(ref, forward=False, mapping=mapping)
         if await tx.get_action(ref.referral_id, SYSTEM, NOT_FORWARDED) is not None:
-            return Intake(ref, forward=False)
+            return Intake(ref, forward=False, mapping=mapping)
         if feed == "dispatched" and seen is None and record.orderStatus != "10":
             await tx.record_action(
                 ActionRow(
@@ -83,16 +87,18 @@ class Intake12345:
                     "sign",
                     "sign",
                     SIGNED_OUTSIDE,
-                    {"first_seen_status": record.orderStatus},
+                    {"first_seen_status": record.orderStatus, "mapping": mapping},
                 )
             )
         if feed == "dispatched" and record.orderStatus == "70":
             # 12345 withdrew the order: nothing more may be done to it at 12345 (sign,
             # reply, return are refused), whatever the 12351 case does next.
             await tx.record_action(
-                ActionRow(ref.referral_id, SYSTEM, WITHDRAWN, WITHDRAWN, "recorded", {})
+                ActionRow(
+                    ref.referral_id, SYSTEM, WITHDRAWN, WITHDRAWN, "recorded", {"mapping": mapping}
+                )
             )
-        return Intake(ref)
+        return Intake(ref, mapping=mapping)
 
 
 class Apply12345:
@@ -104,6 +110,9 @@ class Apply12345:
         self.hotline = hotline
         self.handler = handler
         self.tables = tables
+
+    def with_tables(self, tables: MappingTables) -> Apply12345:
+        return Apply12345(hotline=self.hotline, handler=self.handler, tables=tables)
 
     async def plan(self, ref: Referral, done: frozenset[str], tx: Tx) -> Plan:
         if ref.origin == SYSTEM:

@@ -32,6 +32,9 @@ class Intake12351:
     def __init__(self, *, tables: MappingTables) -> None:
         self.tables = tables
 
+    def with_tables(self, tables: MappingTables) -> Intake12351:
+        return Intake12351(tables=tables)
+
     def native_key(self, record: Case) -> str:
         return record.case_no
 
@@ -57,7 +60,10 @@ class Intake12351:
             await tx.put_created(SYSTEM, record.origin.external_no, record.id)
         if not concerns_12345(record) and await tx.get_referral(_referral_id(record)) is None:
             return None
-        return Intake(case_to_referral(record, read_at=read_at, tables=self.tables))
+        return Intake(
+            case_to_referral(record, read_at=read_at, tables=self.tables),
+            mapping=self.tables.version,
+        )
 
 
 class Apply12351:
@@ -69,6 +75,9 @@ class Apply12351:
     def __init__(self, *, hotline: Hotline, tables: MappingTables) -> None:
         self.hotline = hotline
         self.tables = tables
+
+    def with_tables(self, tables: MappingTables) -> Apply12351:
+        return Apply12351(hotline=self.hotline, tables=tables)
 
     async def plan(self, ref: Referral, done: frozenset[str], tx: Tx) -> Plan:
         if ref.origin == "12345":

@@ -6,6 +6,11 @@ which merges rows onto the defaults. Default rows are explicit: a 12345 category
 no row maps to `default_service_type` (`other`), a service type with no row to
 `default_category` (`9999`).
 
+`MappingTables.version` names the effective tables by a hash of their canonical JSON: it
+is recorded with every intake and action (the timeline shows which tables mapped what)
+and, with the tables themselves, in the store, so that a dead letter can be replayed with
+the tables of its time (`MappingTables.from_stored`).
+
 Status tables are keyed by the native status; a row keyed `"<status>/reopened"` applies
 when the record has been reopened at least once (`reopenCount` / `reopen_count` > 0),
 e.g. 12345 `20` first time → partner status `accepted`, `20/reopened` → `in_progress`.
@@ -13,8 +18,11 @@ e.g. 12345 `20` first time → partner status `accepted`, `20/reopened` → `in_
 
 from __future__ import annotations
 
+import hashlib
+import json
 import re
 from collections.abc import Mapping
+from functools import cached_property
 from typing import Any, Final, Self
 
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
@@ -191,6 +199,32 @@ class MappingTables(BaseModel):
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"]) or "tables"
             raise ConfigError(f"mapping.{where}: {first['msg']}") from exc
+
+    @classmethod
+    def from_stored(cls, data: Mapping[str, Any]) -> Self:
+        """Tables back from `as_json()` (a version kept in the store). Raises ConfigError
+        when they no longer validate (the code's tables changed shape since)."""
+        try:
+            return cls.model_validate(dict(data))
+        except ValidationError as exc:
+            first = exc.errors()[0]
+            where = ".".join(str(part) for part in first["loc"]) or "tables"
+            raise ConfigError(f"stored mapping.{where}: {first['msg']}") from exc
+
+    def as_json(self) -> dict[str, Any]:
+        """Every table as plain JSON (enum values, lists): what the store keeps."""
+        return self.model_dump(mode="json")
+
+    @cached_property
+    def version(self) -> str:
+        """A stable name of these tables: the first 16 hex digits of the SHA-256 of their
+        canonical JSON (keys sorted). Equal tables have equal versions whatever the
+        order their rows were given in; any changed row changes it. Computed once per
+        tables object (they are frozen): it is read for every record and action."""
+        canonical = json.dumps(
+            self.as_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()[:16]
 
     @model_validator(mode="after")
     def _complete_and_consistent(self) -> Self:

@@ -50,7 +50,9 @@ async def park(conn: AsyncConnection, letter: DeadLetterIn, now: datetime) -> in
     """Park a dead letter with status ``"parked"``; returns its id.
 
     Also appends a ``"parked"`` event to the referral's timeline when the
-    letter names a referral. Raises :class:`ValueError` for an unknown stage.
+    letter names a referral, with the mapping version of the payload
+    (``payload["mapping"]``) when it has one. Raises :class:`ValueError` for an
+    unknown stage.
     """
     _check(letter.stage, DEAD_LETTER_STAGES, "stage")
     result = await conn.execute(
@@ -70,6 +72,8 @@ async def park(conn: AsyncConnection, letter: DeadLetterIn, now: datetime) -> in
     letter_id = int(result.inserted_primary_key[0])
     if letter.referral_id is not None:
         detail = {"dead_letter_id": letter_id, "stage": letter.stage, "field": letter.field}
+        if letter.payload.get("mapping") is not None:
+            detail["mapping"] = letter.payload["mapping"]
         await add_event(conn, letter.referral_id, letter.system, "parked", detail, now)
     return letter_id
 

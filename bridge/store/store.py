@@ -31,7 +31,18 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from . import audit, browse, dead_letters, events, feeds, leases, ledger, outbox, reconciliation
+from . import (
+    audit,
+    browse,
+    dead_letters,
+    events,
+    feeds,
+    leases,
+    ledger,
+    mapping_versions,
+    outbox,
+    reconciliation,
+)
 from .browse import Deadline, ReferralFilter, StatusFigures
 from .engine import BEGIN_MODE_OPTION, create_engine, current_revision, migrate
 from .figures import Figures, read_figures
@@ -277,6 +288,18 @@ class Store:
         """Dead letters per status; every status is a key."""
         async with self._read() as conn:
             return await dead_letters.count_by_status(conn)
+
+    # mapping versions
+    async def put_mapping_version(self, version: str, tables: dict[str, Any]) -> bool:
+        """Record the mapping tables of ``version`` (``MappingTables.as_json()``); does
+        nothing and returns ``False`` when that version is already recorded."""
+        async with self._write() as conn:
+            return await mapping_versions.put(conn, version, tables, self._clock())
+
+    async def get_mapping_version(self, version: str) -> dict[str, Any] | None:
+        """The mapping tables recorded as ``version``, or ``None``."""
+        async with self._read() as conn:
+            return await mapping_versions.get(conn, version)
 
     # leases
     async def try_acquire_lease(self, name: str, holder: str, ttl_s: float) -> bool:

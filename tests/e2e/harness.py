@@ -107,10 +107,12 @@ def settings_for(
     store_name: str = "bridge.db",
     amqp: dict[str, Any] | None = None,
     hotlines: dict[str, dict[str, Any]] | None = None,
+    mapping: dict[str, Any] | None = None,
     **bridge: Any,
 ) -> Settings:
     """A node's settings for a test: fast polls and a short retry ladder unless the test
-    gives its own (`amqp`, `bridge` keys; `hotlines` adds keys to a hotline's section)."""
+    gives its own (`amqp`, `bridge` keys; `hotlines` adds keys to a hotline's section;
+    `mapping` overrides tables)."""
     sections = sims.config_sections()
     sides = sides or ["12345", "12351"]
     overrides: dict[str, Any] = {
@@ -132,6 +134,8 @@ def settings_for(
             **bridge,
         },
     }
+    if mapping:
+        overrides["mapping"] = mapping
     for side in sides:
         overrides[f"hotline{side}"] = {
             **sections[f"hotline{side}"],

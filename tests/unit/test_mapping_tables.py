@@ -289,3 +289,49 @@ def test_a_table_without_a_status_row_is_refused() -> None:
 def test_tables_are_frozen() -> None:
     with pytest.raises(ValidationError):
         TABLES.default_category = "0101"  # type: ignore[misc]
+
+
+# --- the version: a hash of the effective tables ---
+
+
+def test_the_version_is_16_hex_digits_and_stable() -> None:
+    version = TABLES.version
+    assert len(version) == 16 and int(version, 16) >= 0
+    assert MappingTables.default().version == version  # another object, same tables
+
+
+def test_equal_tables_have_equal_versions_whatever_the_row_order() -> None:
+    data = TABLES.as_json()
+    reordered = {
+        key: dict(reversed(list(value.items()))) if isinstance(value, dict) else value
+        for key, value in reversed(list(data.items()))
+    }
+    assert list(reordered["districts"]) != list(data["districts"])
+    assert MappingTables.model_validate(reordered).version == TABLES.version
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        pytest.param({"category_to_service_type": {"0202": "mutual_aid"}}, id="changed-row"),
+        pytest.param({"category_to_service_type": {"0301": "legal_aid"}}, id="added-row"),
+        pytest.param({"default_category": "0799"}, id="changed-default"),
+        pytest.param({"districts": {"110229": "延庆区（旧）"}}, id="added-district"),
+        pytest.param({"transfer_targets": ["12345", "12385"]}, id="changed-list"),
+    ],
+)
+def test_any_changed_entry_changes_the_version(overrides: dict) -> None:
+    assert MappingTables.from_config(overrides).version != TABLES.version
+
+
+def test_stored_tables_come_back_with_the_same_version() -> None:
+    tables = MappingTables.from_config({"category_to_service_type": {"0202": "mutual_aid"}})
+    back = MappingTables.from_stored(tables.as_json())
+    assert back == tables and back.version == tables.version
+    assert back.service_type_for("0202") == "mutual_aid"
+
+
+def test_stored_tables_that_no_longer_validate_raise_config_error() -> None:
+    broken = {**TABLES.as_json(), "default_service_type": "astrology"}
+    with pytest.raises(ConfigError, match=r"stored mapping\.default_service_type"):
+        MappingTables.from_stored(broken)

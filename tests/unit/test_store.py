@@ -207,6 +207,26 @@ class StoreBehaviour:
             async with store.begin() as tx:
                 await tx.park(letter(stage="somewhere"))
 
+    async def test_a_parked_event_names_the_mapping_version_of_its_letter(
+        self, store: Store
+    ) -> None:
+        async with store.begin() as tx:
+            await tx.park(letter(payload={"record": {}, "mapping": "0123456789abcdef"}))
+        [event] = await store.timeline("12345:BJ1")
+        assert event.kind == "parked" and event.detail["mapping"] == "0123456789abcdef"
+
+    async def test_mapping_versions_are_written_once_and_read_back(
+        self, store: Store, clock: FakeClock
+    ) -> None:
+        tables = {"districts": {"110101": "东城区"}, "transfer_targets": ["12345"]}
+        assert await store.get_mapping_version("0123456789abcdef") is None
+        assert await store.put_mapping_version("0123456789abcdef", tables) is True
+        clock.advance(60)
+        assert await store.put_mapping_version("0123456789abcdef", {"other": 1}) is False
+        assert await store.get_mapping_version("0123456789abcdef") == tables
+        assert await store.put_mapping_version("fedcba9876543210", {"other": 1}) is True
+        assert await store.get_mapping_version("fedcba9876543210") == {"other": 1}
+
     async def test_lease_has_one_holder_until_it_expires_or_is_released(
         self, store: Store, clock: FakeClock
     ) -> None:
