@@ -263,12 +263,16 @@ def _endpoint(route: Route) -> Callable[[web.Request], Awaitable[web.StreamRespo
                 503, "store unavailable", f"the store failed: {type(exc).__name__}", kind="store"
             )
             response, outcome = unavailable.response(), unavailable.title
-        if route.mutating or (call is not None and call.unmask):
+        if route.mutating or _asks_unmask(request):  # refused attempts included
             await _audit(state, route, request, caller, response.status, outcome, call)
         return response
 
     endpoint.__name__ = route.operation_id
     return endpoint
+
+
+def _asks_unmask(request: web.Request) -> bool:
+    return request.query.get("unmask", "").lower() in ("1", "true", "yes", "on", "t", "y")
 
 
 def _validate(model: type[BaseModel] | None, data: dict[str, Any], where: str) -> Any:
@@ -321,8 +325,8 @@ async def _audit(
     detail: dict[str, Any] = {"params": dict(request.match_info)}
     if call is not None:
         detail.update(call.audit)
-        if call.unmask:
-            detail["unmask"] = True
+    if _asks_unmask(request):
+        detail["unmask"] = True
     entry = AuditIn(
         token=caller.fingerprint if caller else "-",
         role=caller.role if caller else "none",
