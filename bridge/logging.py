@@ -112,8 +112,8 @@ def configure_logging(level: str = "info", *, stream: Any = None) -> None:
     root.setLevel(logging.WARNING)
     for name in ("aiormq", "aio_pika"):
         # at DEBUG they log whole AMQP frames, message bodies (case text) as bytes that
-        # the masking cannot read: never below INFO, whatever the root level becomes
-        logging.getLogger(name).setLevel(logging.INFO)
+        # the masking cannot read: held at WARNING, whatever the root level becomes
+        logging.getLogger(name).setLevel(logging.WARNING)
     structlog.configure(
         processors=[*shared_processors(), structlog.processors.JSONRenderer(ensure_ascii=False)],
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
