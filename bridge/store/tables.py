@@ -66,6 +66,7 @@ referrals = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Index("ix_referrals_state", "state"),
     sa.Index("ix_referrals_created_at", "created_at"),
+    sa.Index("ix_referrals_case_no", "case_no"),
 )
 
 source_versions = sa.Table(

@@ -1,0 +1,25 @@
+"""An index on the 12351 case number of each referral: the admin API finds a referral
+by `12351:<case number>` (the number people read out on the phone) with an index read
+instead of a scan of the ledger.
+
+Revision ID: 0004
+Revises: 0003
+Create Date: 2026-12-01
+"""
+
+from __future__ import annotations
+
+from alembic import op
+
+revision = "0004"
+down_revision = "0003"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.create_index("ix_referrals_case_no", "referrals", ["case_no"])
+
+
+def downgrade() -> None:
+    op.drop_index("ix_referrals_case_no", table_name="referrals")
