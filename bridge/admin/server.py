@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import structlog
 from aiohttp import web
 
-from bridge.admin import audit, health, metrics
+from bridge.admin import audit, dead_letters, health, jobs, metrics, reconciliations
 from bridge.admin.api import install_api
 from bridge.admin.auth import Tokens
 from bridge.admin.state import STATE, AdminState
@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-ROUTES = (audit.routes,)
+ROUTES = (audit.routes, dead_letters.routes, jobs.routes, reconciliations.routes)
 """Every `/api/v1` route group, in the order of the OpenAPI document."""
 
 
@@ -71,16 +71,25 @@ def build_app(node: Node, partner: Mapping[str, str]) -> web.Application:
     app.router.add_get("/readyz", health.readyz)
     app.router.add_get("/metrics", metrics.scrape)
     install_api(app, ROUTES)
+    app.on_cleanup.append(_stop_background)
     return app
+
+
+async def _stop_background(app: web.Application) -> None:
+    """Replay jobs and reconciliations started over the API stop with the server (the
+    store is still open: they record that they were interrupted)."""
+    await app[STATE].background.aclose()
 
 
 async def serve_admin(node: Node, stack: AsyncExitStack, partner: Mapping[str, str]) -> str | None:
     """Serve the admin API on `[admin] listen` until `stack` closes; returns its URL
     with the port actually bound (port 0 picks a free one), or None when
-    `[admin] enabled` is false. Raises `OSError` if the address cannot be bound."""
+    `[admin] enabled` is false. First, jobs a previous run left open are failed (only
+    the admin API starts jobs). Raises `OSError` if the address cannot be bound."""
     config = node.settings.admin
     if not config.enabled:
         return None
+    await jobs.recover(node)
     runner = web.AppRunner(build_app(node, partner), access_log=None, handle_signals=False)
     await runner.setup()
     stack.push_async_callback(runner.cleanup)
