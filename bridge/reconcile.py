@@ -6,9 +6,10 @@ side (a lease in the store). A dry run (`dry_run=True`) reads and compares the s
 but records, queues and parks nothing: its report says what a run would have done.
 
 A run's counts: `checked` (referrals re-read), `republished` (snapshots queued again; in
-a dry run, that would be), `differs` (the source's state is not the ledger's), `missing`
-(the source no longer has it), `failed` (the source did not answer), `parked` (it no
-longer maps). The report lists the referrals behind the last four.
+a dry run, that would be), `changed` (the record differs from what this node last read
+of it: a change its feed did not deliver), `missing` (the source no longer has it),
+`failed` (the source did not answer), `parked` (it no longer maps). The report lists the
+referrals behind the last four, `changed` with the ledger's state and the source's.
 """
 
 from __future__ import annotations
@@ -127,6 +128,8 @@ class Reconciler:
             return
         try:
             async with self.store.begin() as tx:
+                key = side.intake.fetch_key(record)  # what the feed readers dedup on
+                before = await tx.get_seen(side.system, key)
                 try:
                     taken = await side.intake.take(
                         "reconcile", record, tx, datetime.now(UTC), force=True
@@ -137,9 +140,12 @@ class Reconciler:
                         raise _DryRun from None
                     await park_record(tx, side.intake, "reconcile", record, exc)
                     return
-                if taken is not None and taken.referral.state.value != row.state:
+                after = await tx.get_seen(side.system, key)
+                if taken is not None and (
+                    before is None or after is None or after.content_hash != before.content_hash
+                ):
                     run.found(
-                        "differs",
+                        "changed",
                         row.referral_id,
                         side.system,
                         ledger_state=row.state,
@@ -172,7 +178,7 @@ class _Run:
     dry_run: bool
     counts: dict[str, int] = field(
         default_factory=lambda: dict.fromkeys(
-            ("checked", "republished", "differs", "missing", "failed", "parked"), 0
+            ("checked", "republished", "changed", "missing", "failed", "parked"), 0
         )
     )
     report: dict[str, Any] = field(default_factory=dict)
@@ -180,7 +186,7 @@ class _Run:
 
     def __post_init__(self) -> None:
         self.report.update(
-            dry_run=self.dry_run, differs=[], missing=[], failed=[], parked=[], truncated=False
+            dry_run=self.dry_run, changed=[], missing=[], failed=[], parked=[], truncated=False
         )
 
     def found(self, finding: str, referral_id: str, system: str, **detail: str | None) -> None:

@@ -107,10 +107,12 @@ def settings_for(
     store_name: str = "bridge.db",
     amqp: dict[str, Any] | None = None,
     hotlines: dict[str, dict[str, Any]] | None = None,
+    admin: dict[str, Any] | None = None,
     **bridge: Any,
 ) -> Settings:
     """A node's settings for a test: fast polls and a short retry ladder unless the test
-    gives its own (`amqp`, `bridge` keys; `hotlines` adds keys to a hotline's section)."""
+    gives its own (`amqp`, `bridge` keys; `hotlines` adds keys to a hotline's section;
+    `admin` to the admin API's, e.g. its tokens)."""
     sections = sims.config_sections()
     sides = sides or ["12345", "12351"]
     overrides: dict[str, Any] = {
@@ -123,7 +125,7 @@ def settings_for(
             **(amqp or {}),
         },
         "store": {"url": STORES.url(tmp_path, store_name)},
-        "admin": {"listen": "127.0.0.1:0"},  # many nodes at once: any free port each
+        "admin": {"listen": "127.0.0.1:0", **(admin or {})},  # many nodes: any free port
         "bridge": {
             "sides": sides,
             "poll_interval_s": 0.2,

@@ -488,7 +488,7 @@ async def test_a_dry_run_compares_and_counts_and_changes_nothing(admin: Admin) -
     assert done["counts"] == {
         "checked": 4,
         "republished": 1,  # would be
-        "differs": 1,
+        "changed": 1,
         "missing": 2,
         "failed": 1,
         "parked": 0,
@@ -497,7 +497,7 @@ async def test_a_dry_run_compares_and_counts_and_changes_nothing(admin: Admin) -
     assert report["dry_run"] is True
     assert sorted(m["referral_id"] for m in report["missing"]) == ["r2", "r4"]
     assert report["failed"] == [{"referral_id": "r3", "system": "12351", "error": "TransientError"}]
-    assert report["differs"] == [
+    assert report["changed"] == [
         {
             "referral_id": c1,
             "system": "12351",
