@@ -4,6 +4,7 @@ publishes."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from contextlib import AsyncExitStack
 from typing import Any
@@ -117,4 +118,5 @@ async def reconcile(settings: Settings) -> dict[str, Any]:
         )
         run_id = await reconciler.run_once("cli")
         run = await store.get_reconciliation(run_id)
-        return json.loads(json.dumps(run.__dict__ if run else {"id": run_id}, default=str))
+        found = dataclasses.asdict(run) if run else {"id": run_id}  # slots: no __dict__
+        return json.loads(json.dumps(found, default=str))
