@@ -22,8 +22,9 @@ log = structlog.get_logger(__name__)
 routes = Routes()
 
 STALE_S: Final = 300.0
-"""A job whose row no node has updated for this long is taken as interrupted when a
-node starts (a running job writes its progress after every batch of letters)."""
+"""A job whose row no node has updated for this long is taken as interrupted (a running
+job writes its progress every few seconds, `bridge.admin.replaying.PROGRESS_EVERY_S`)."""
+OPEN: Final = ("queued", "running")
 INTERRUPTED: Final = "interrupted by a restart"
 
 
@@ -62,10 +63,20 @@ def job_out(row: JobRow) -> JobOut:
 async def show_job(call: Call[None, None]) -> JobOut:
     """One job: its counts while it runs, then its result."""
     job_id = path_id(call, "job_id", "job with that id")
-    row = await call.state.node.store.get_job(job_id)
+    store = call.state.node.store
+    row = await store.get_job(job_id)
     if row is None:
         raise not_found(f"job {job_id}")
+    if row.status in OPEN and not call.state.background.running(task_name(job_id)):
+        # not this node's: its node may be gone (killed, and not started again since)
+        if await store.fail_stale_job(job_id, STALE_S, INTERRUPTED):
+            row = await store.get_job(job_id)
+            assert row is not None
     return job_out(row)
+
+
+def task_name(job_id: int) -> str:
+    return f"job.{job_id}"
 
 
 async def start_job(
@@ -91,13 +102,15 @@ async def start_job(
 
     row = await store.get_job(job_id)
     assert row is not None
-    state.background.start(f"job.{job_id}", work(job_id), failed)
+    state.background.start(task_name(job_id), work(job_id), failed)
     return job_out(row)
 
 
 async def recover(node: Node) -> None:
     """At start: jobs this node (or a node gone for `STALE_S`) was running are failed,
-    never resumed (a job runs once; an admin may start it again)."""
+    never resumed (a job runs once; an admin may start it again). A job of a node with
+    another id (the default id names the process) that is not yet stale is failed when
+    it is looked at once it is (`show_job`)."""
     interrupted = await node.store.fail_interrupted_jobs(node.node_id, STALE_S, INTERRUPTED)
     if interrupted:
         log.warning("jobs.interrupted", jobs=interrupted)

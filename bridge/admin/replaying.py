@@ -7,6 +7,7 @@ again is published at once, not at its next tick.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final, Literal
 
@@ -25,6 +26,9 @@ log = structlog.get_logger(__name__)
 MappingChoice = Literal["current", "original"]
 BATCH: Final = 50
 """Letters a job reads per query (keyset over ids) and replays before it writes progress."""
+PROGRESS_EVERY_S: Final = 5.0
+"""A running job writes its counts at least this often (and after every batch): what
+`GET /api/v1/jobs/{id}` shows, and the sign that its node is alive."""
 FAILURES_KEPT: Final = 20
 """At most this many failed letters are named in a job's result."""
 
@@ -89,6 +93,7 @@ async def replay_matching(
     done = failed = 0
     failures: list[dict[str, Any]] = []
     after = 0
+    written = time.monotonic()
     while ids := await store.dead_letter_ids(match, after_id=after, up_to_id=up_to_id, limit=BATCH):
         for letter_id in ids:
             try:
@@ -99,9 +104,13 @@ async def replay_matching(
                     failures.append({"letter_id": letter_id, "error": _why(exc)})
             else:
                 done += 1
+            if time.monotonic() - written >= PROGRESS_EVERY_S:
+                await store.job_progress(job_id, done, failed)
+                written = time.monotonic()
         after = ids[-1]
         kick(node)
         await store.job_progress(job_id, done, failed)
+        written = time.monotonic()
     await store.finish_job(
         job_id, "done", {"failures": failures, "failures_truncated": failed > len(failures)}
     )

@@ -6,7 +6,8 @@ filter), followed with ``GET /api/v1/jobs/{id}``. Lifecycle::
 
 ``params`` says what was asked (identifiers and filters, and the ``node`` running the
 job); ``result`` what came of it. A job a node was running when it stopped is marked
-``failed`` when a node starts again (:func:`fail_interrupted`).
+``failed`` when a node starts again (:func:`fail_interrupted`), or when it is looked at
+once no node has updated it for a while (:func:`fail_if_stale`).
 
 Functions of an open connection; the caller owns the transaction.
 """
@@ -126,3 +127,16 @@ async def fail_interrupted(
             .values(status="failed", result={"error": reason}, updated_at=now, finished_at=now)
         )
     return interrupted
+
+
+async def fail_if_stale(
+    conn: AsyncConnection, job_id: int, stale_before: datetime, reason: str, now: datetime
+) -> bool:
+    """Mark one open job failed with ``reason`` if its row was not updated since
+    ``stale_before`` (its node is gone); returns whether it did."""
+    result = await conn.execute(
+        sa.update(jobs)
+        .where(jobs.c.id == job_id, jobs.c.status.in_(OPEN), jobs.c.updated_at < stale_before)
+        .values(status="failed", result={"error": reason}, updated_at=now, finished_at=now)
+    )
+    return result.rowcount == 1

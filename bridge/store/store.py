@@ -357,6 +357,14 @@ class Store:
                 conn, node, now - timedelta(seconds=stale_s), reason, now
             )
 
+    async def fail_stale_job(self, job_id: int, stale_s: float, reason: str) -> bool:
+        """Fail an open job no node has updated for ``stale_s``; returns whether it did."""
+        now = self._clock()
+        async with self._write() as conn:
+            return await jobs.fail_if_stale(
+                conn, job_id, now - timedelta(seconds=stale_s), reason, now
+            )
+
     # audit
     async def add_audit(self, entry: AuditIn) -> int:
         """Append one audit entry; returns its id."""

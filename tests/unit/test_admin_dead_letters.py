@@ -9,11 +9,12 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from structlog.testing import capture_logs
 
 from adapters.errors import NotFound, TransientError
@@ -22,7 +23,7 @@ from bridge.app import PARTNER, Side, topology_of
 from bridge.engine.side12351 import Intake12351
 from bridge.mapping import MappingTables, case_to_referral
 from bridge.reconcile import Reconciler
-from bridge.store import DeadLetterIn, ReferralRow, Store
+from bridge.store import DeadLetterIn, ReferralRow, Store, tables
 from schemas.hotline12351 import Case
 from tests.unit.adminkit import OPERATE, READ, Admin, admin_node
 
@@ -390,6 +391,23 @@ async def test_a_job_stops_with_the_node_and_a_restart_fails_what_was_left(
         assert job.result == {"error": "interrupted by a restart"}
     finally:
         await store.aclose()
+
+
+async def test_a_job_of_a_node_gone_is_failed_when_looked_at_once_stale(admin: Admin) -> None:
+    store = admin.node.store
+    fresh = await store.create_job("replay", {"node": "elsewhere"}, "fp")
+    stale = await store.create_job("replay", {"node": "elsewhere"}, "fp")
+    for job_id in (fresh, stale):
+        await store.start_job(job_id, 1)
+    long_ago = datetime.now(UTC) - timedelta(seconds=jobs.STALE_S + 1)
+    async with store.begin() as tx:
+        await tx.connection.execute(
+            sa.update(tables.jobs).where(tables.jobs.c.id == stale).values(updated_at=long_ago)
+        )
+    _, _, shown = await admin.get(f"/api/v1/jobs/{fresh}", token=READ)
+    assert shown["status"] == "running"  # its node may be at work
+    _, _, shown = await admin.get(f"/api/v1/jobs/{stale}", token=READ)
+    assert (shown["status"], shown["result"]) == ("failed", {"error": "interrupted by a restart"})
 
 
 # reconciliations ----------------------------------------------------------------------

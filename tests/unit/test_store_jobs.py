@@ -158,6 +158,19 @@ class JobsBehaviour:
         job = await store.get_job(finished)
         assert job is not None and job.status == "done"
 
+    async def test_a_job_looked_at_is_failed_once_stale(
+        self, store: Store, clock: FakeClock
+    ) -> None:
+        job_id = await store.create_job("replay", {"node": "n0"}, "fp")
+        await store.start_job(job_id, 3)
+        clock.advance(299)
+        assert not await store.fail_stale_job(job_id, 300, "interrupted by a restart")
+        clock.advance(2)
+        assert await store.fail_stale_job(job_id, 300, "interrupted by a restart")
+        job = await store.get_job(job_id)
+        assert job is not None and (job.status, job.finished_at) == ("failed", clock.now)
+        assert not await store.fail_stale_job(job_id, 300, "again")
+
     async def test_a_run_shows_progress_then_its_report(self, store: Store) -> None:
         run_id = await store.create_reconciliation("api", dry_run=True)
         assert await store.reconciliation_progress(run_id, {"checked": 2})
