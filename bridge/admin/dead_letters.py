@@ -206,8 +206,8 @@ async def replay_dead_letter(call: Call[None, ReplayIn]) -> ReplayOut:
     node = call.state.node
     try:
         outcome = await replaying.replay_letter(node, call.state.partner, row.id, call.body.mapping)
-    except ReplayError as exc:  # replayed or discarded meanwhile, or nothing to replay
-        raise ApiProblem(409, "conflict", str(masked(str(exc))), kind="conflict") from None
+    except (ReplayError, KeyError, ValueError) as exc:  # not parked now, or nothing to replay
+        raise ApiProblem(409, "conflict", replaying.why(exc), kind="conflict") from None
     replaying.kick(node)
     after = await node.store.get_dead_letter(row.id)
     status = after.status if after is not None else "replayed"

@@ -101,7 +101,7 @@ async def replay_matching(
             except (ReplayError, KeyError, ValueError) as exc:  # this letter, not the job
                 failed += 1
                 if len(failures) < FAILURES_KEPT:
-                    failures.append({"letter_id": letter_id, "error": _why(exc)})
+                    failures.append({"letter_id": letter_id, "error": why(exc)})
             else:
                 done += 1
             if time.monotonic() - written >= PROGRESS_EVERY_S:
@@ -117,7 +117,10 @@ async def replay_matching(
     log.info("job.finished", job_id=job_id, kind="replay", done=done, failed=failed)
 
 
-def _why(exc: Exception) -> str:
+def why(exc: Exception) -> str:
+    """Why a letter cannot be replayed, as a response or a job's result may say it: a
+    payload that does not parse is named by the error's type only (a validation error's
+    text quotes the payload)."""
     if isinstance(exc, ReplayError):
         return str(masked(str(exc)))
     return f"the letter's payload cannot be replayed ({type(exc).__name__})"

@@ -212,6 +212,12 @@ async def test_replay_and_discard_of_unknown_or_closed_letters_are_problems(
     parked = await park(store, payload={"nothing": "here"})
     status, _, problem = await admin.post(f"/api/v1/dead-letters/{parked}/replay", {})
     assert status == 409 and "nothing that can be replayed" in problem["detail"]
+    corrupt = await park(
+        store, stage="apply", payload={"snapshot": {"caller": {"name": NAME, "phone": PHONE}}}
+    )
+    status, _, problem = await admin.post(f"/api/v1/dead-letters/{corrupt}/replay", {})
+    assert status == 409 and "ValidationError" in problem["detail"]
+    assert PHONE not in json.dumps(problem) and NAME not in json.dumps(problem)
     status, _, problem = await admin.post(
         f"/api/v1/dead-letters/{parked}/replay", {"mapping": "original"}
     )
