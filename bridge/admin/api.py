@@ -146,6 +146,14 @@ class PageQuery(BaseModel):
     )
 
 
+def path_id(call: Call[Any, Any], name: str, what: str) -> int:
+    """The integer id in path parameter `name`; anything else answers 404 `no <what>`."""
+    raw = call.params.get(name, "")
+    if raw.isascii() and raw.isdigit() and 0 < int(raw) < 2**63:
+        return int(raw)
+    raise not_found(what)
+
+
 # routes -------------------------------------------------------------------------------
 
 

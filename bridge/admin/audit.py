@@ -1,4 +1,6 @@
-"""`GET /api/v1/audit`: who did what, when, with what outcome (newest first)."""
+"""`GET /api/v1/audit`: who did what, when, with what outcome (newest first). The
+detail's free text (a discard's reason, a filter's reason substring) is masked unless
+an operate caller asks for it unmasked."""
 
 from __future__ import annotations
 
@@ -7,6 +9,7 @@ from datetime import datetime
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from bridge.admin.api import Call, PageQuery, Routes, decode_cursor, encode_cursor
+from bridge.admin.masking import masked
 
 routes = Routes()
 
@@ -15,6 +18,7 @@ class AuditQuery(PageQuery):
     operation: str | None = Field(default=None, description="e.g. `replayDeadLetter`")
     token: str | None = Field(default=None, description="a token fingerprint")
     since: AwareDatetime | None = Field(default=None, description="entries at or after this")
+    unmask: bool = Field(default=False, description="show free text unmasked (operate; audited)")
 
 
 class AuditEntry(BaseModel):
@@ -48,6 +52,11 @@ async def list_audit(call: Call[AuditQuery, None]) -> AuditPage:
     page = rows[: q.limit]
     more = len(rows) > q.limit
     return AuditPage(
-        items=[AuditEntry.model_validate(row) for row in page],
+        items=[
+            AuditEntry.model_validate(row).model_copy(
+                update={"detail": masked(row.detail, unmask=q.unmask)}
+            )
+            for row in page
+        ],
         next_cursor=encode_cursor([page[-1].id]) if more else None,
     )

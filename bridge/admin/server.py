@@ -15,7 +15,16 @@ from typing import TYPE_CHECKING
 import structlog
 from aiohttp import web
 
-from bridge.admin import audit, health, metrics, referrals, status
+from bridge.admin import (
+    audit,
+    dead_letters,
+    health,
+    jobs,
+    metrics,
+    reconciliations,
+    referrals,
+    status,
+)
 from bridge.admin.api import install_api
 from bridge.admin.auth import Tokens
 from bridge.admin.page import install_page
@@ -26,7 +35,14 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger(__name__)
 
-ROUTES = (status.routes, referrals.routes, audit.routes)
+ROUTES = (
+    status.routes,
+    referrals.routes,
+    dead_letters.routes,
+    jobs.routes,
+    reconciliations.routes,
+    audit.routes,
+)
 """Every `/api/v1` route group, in the order of the OpenAPI document."""
 
 
@@ -75,16 +91,25 @@ def build_app(node: Node, partner: Mapping[str, str]) -> web.Application:
     app.router.add_get("/metrics", metrics.scrape)
     install_page(app)
     install_api(app, ROUTES)
+    app.on_cleanup.append(_stop_background)
     return app
+
+
+async def _stop_background(app: web.Application) -> None:
+    """Replay jobs and reconciliations started over the API stop with the server (the
+    store is still open: they record that they were interrupted)."""
+    await app[STATE].background.aclose()
 
 
 async def serve_admin(node: Node, stack: AsyncExitStack, partner: Mapping[str, str]) -> str | None:
     """Serve the admin API on `[admin] listen` until `stack` closes; returns its URL
     with the port actually bound (port 0 picks a free one), or None when
-    `[admin] enabled` is false. Raises `OSError` if the address cannot be bound."""
+    `[admin] enabled` is false. First, jobs a previous run left open are failed (only
+    the admin API starts jobs). Raises `OSError` if the address cannot be bound."""
     config = node.settings.admin
     if not config.enabled:
         return None
+    await jobs.recover(node)
     runner = web.AppRunner(build_app(node, partner), access_log=None, handle_signals=False)
     await runner.setup()
     stack.push_async_callback(runner.cleanup)

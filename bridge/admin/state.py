@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 from prometheus_client import CollectorRegistry, Counter
 
+from bridge.admin.background import Background
+
 if TYPE_CHECKING:
     from bridge.admin.auth import Tokens
     from bridge.app import Node
@@ -29,6 +31,8 @@ class AdminState:
     started_at: float = field(default_factory=time.monotonic)
     figures: Figures | None = None
     """The store's counts as read by the scrape in progress (None: the store failed)."""
+    background: Background = field(default_factory=Background)
+    """Replay jobs and reconciliations started over the API, cancelled at cleanup."""
     requests: Counter = field(init=False)
 
     def __post_init__(self) -> None:

@@ -147,7 +147,9 @@ async def _refetch(
     hotlines: Mapping[str, Hotline],
 ) -> Any:
     letter = await store.get_dead_letter(letter_id)
-    if letter is None or letter.stage != "intake" or letter.system not in hotlines:
+    if letter is None or letter.stage != "intake":
+        return None
+    if letter.system not in hotlines or letter.system not in intake:
         return None
     policy = intake[letter.system]
     try:

@@ -21,7 +21,13 @@ from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from .events import add_event
-from .models import DEAD_LETTER_STAGES, DEAD_LETTER_STATUSES, DeadLetterIn, DeadLetterRow
+from .models import (
+    DEAD_LETTER_STAGES,
+    DEAD_LETTER_STATUSES,
+    DeadLetterFilter,
+    DeadLetterIn,
+    DeadLetterRow,
+)
 from .tables import dead_letters
 
 
@@ -112,6 +118,75 @@ async def list_(
             query = query.where(column == value)
     query = query.order_by(dead_letters.c.id).limit(limit).offset(offset)
     return [_row(row) for row in await conn.execute(query)]
+
+
+def _matching(
+    query: sa.Select[Any],
+    match: DeadLetterFilter,
+    after_id: int | None = None,
+    up_to_id: int | None = None,
+) -> sa.Select[Any]:
+    _check(match.status, DEAD_LETTER_STATUSES, "status")
+    _check(match.stage, DEAD_LETTER_STAGES, "stage")
+    c = dead_letters.c
+    for column, value in (
+        (c.status, match.status),
+        (c.system, match.system),
+        (c.stage, match.stage),
+        (c.referral_id, match.referral_id),
+    ):
+        if value is not None:
+            query = query.where(column == value)
+    if match.reason:
+        query = query.where(c.reason.icontains(match.reason, autoescape=True))
+    if match.since is not None:
+        query = query.where(c.created_at >= match.since)
+    if match.until is not None:
+        query = query.where(c.created_at < match.until)
+    if after_id is not None:
+        query = query.where(c.id > after_id)
+    if up_to_id is not None:
+        query = query.where(c.id <= up_to_id)
+    return query
+
+
+async def page(
+    conn: AsyncConnection, match: DeadLetterFilter, *, after_id: int | None = None, limit: int
+) -> list[DeadLetterRow]:
+    """Up to ``limit`` letters matching ``match`` with an id above ``after_id``, by id
+    (keyset: a letter parked meanwhile comes on a later page, never twice, none skipped).
+
+    Raises :class:`ValueError` for an unknown status or stage.
+    """
+    query = _matching(sa.select(dead_letters), match, after_id)
+    query = query.order_by(dead_letters.c.id).limit(limit)
+    return [_row(row) for row in await conn.execute(query)]
+
+
+async def ids(
+    conn: AsyncConnection,
+    match: DeadLetterFilter,
+    *,
+    after_id: int | None,
+    up_to_id: int | None,
+    limit: int,
+) -> list[int]:
+    """The ids of the next ``limit`` matching letters in ``(after_id, up_to_id]``."""
+    query = _matching(sa.select(dead_letters.c.id), match, after_id, up_to_id)
+    query = query.order_by(dead_letters.c.id).limit(limit)
+    return [int(letter_id) for letter_id in (await conn.execute(query)).scalars()]
+
+
+async def count(conn: AsyncConnection, match: DeadLetterFilter, *, up_to_id: int | None) -> int:
+    """How many letters match ``match`` with an id up to ``up_to_id``."""
+    query = _matching(sa.select(sa.func.count()).select_from(dead_letters), match, None, up_to_id)
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def last_id(conn: AsyncConnection) -> int:
+    """The highest dead-letter id so far (0: none): bounds a replay job to the letters
+    that exist when it starts, so that a letter parked again is not replayed again."""
+    return int((await conn.execute(sa.select(sa.func.max(dead_letters.c.id)))).scalar() or 0)
 
 
 async def set_status(

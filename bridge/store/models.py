@@ -141,6 +141,42 @@ class DeadLetterRow:
 
 
 @dataclass(frozen=True, slots=True)
+class DeadLetterFilter:
+    """Which dead letters a page, a count or a replay job is about; ``None``: any.
+
+    ``reason`` is a case-insensitive substring; ``since`` (inclusive) and ``until``
+    (exclusive) bound ``created_at``.
+    """
+
+    status: str | None = "parked"
+    system: str | None = None
+    stage: str | None = None
+    reason: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    referral_id: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class JobRow:
+    """A background job an admin started (a replay by filter): ``status`` goes
+    ``queued`` → ``running`` → ``done`` or ``failed``; ``total`` is known once it runs."""
+
+    id: int
+    kind: str
+    status: str
+    params: dict[str, Any]
+    total: int | None
+    done: int
+    failed: int
+    result: dict[str, Any]
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+    finished_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
 class Event:
     """One entry of a referral's timeline."""
 
@@ -162,6 +198,9 @@ class ReconciliationRun:
     started_at: datetime
     finished_at: datetime | None
     counts: dict[str, Any]
+    dry_run: bool = False
+    report: dict[str, Any] | None = None
+    """What the run found (identifiers and states only); ``None`` until it finishes."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,7 @@
 """Reconciliation runs: when each ran, why, and what it found.
 
+A run is ``running`` (its ``counts`` so far, see :func:`progress`), then ``done`` or
+``failed`` with its ``report``; a ``dry_run`` compared and counted but wrote nothing.
 Finished runs are deleted after a retention (:func:`purge_finished`).
 
 Functions of an open connection; the caller owns the transaction.
@@ -26,25 +28,46 @@ def _run(row: Row[Any]) -> ReconciliationRun:
         started_at=row.started_at,
         finished_at=row.finished_at,
         counts=row.counts,
+        dry_run=bool(row.dry_run),
+        report=row.report,
     )
 
 
-async def create(conn: AsyncConnection, trigger: str, now: datetime) -> int:
+async def create(
+    conn: AsyncConnection, trigger: str, now: datetime, *, dry_run: bool = False
+) -> int:
     """Start a run with status ``"running"``; returns its id."""
     result = await conn.execute(
-        sa.insert(runs).values(trigger=trigger, status="running", started_at=now, counts={})
+        sa.insert(runs).values(
+            trigger=trigger, status="running", started_at=now, counts={}, dry_run=dry_run
+        )
     )
     return int(result.inserted_primary_key[0])
 
 
+async def progress(conn: AsyncConnection, run_id: int, counts: dict[str, Any]) -> bool:
+    """The counts of a running run so far; returns ``False`` if it is not running."""
+    result = await conn.execute(
+        sa.update(runs)
+        .where(runs.c.id == run_id, runs.c.status == "running")
+        .values(counts=dict(counts))
+    )
+    return result.rowcount == 1
+
+
 async def finish(
-    conn: AsyncConnection, run_id: int, status: str, counts: dict[str, Any], now: datetime
+    conn: AsyncConnection,
+    run_id: int,
+    status: str,
+    counts: dict[str, Any],
+    now: datetime,
+    report: dict[str, Any] | None = None,
 ) -> bool:
-    """Close a run with its final status and counts; returns ``False`` if unknown."""
+    """Close a run with its final status, counts and report; ``False`` if unknown."""
     result = await conn.execute(
         sa.update(runs)
         .where(runs.c.id == run_id)
-        .values(status=status, counts=dict(counts), finished_at=now)
+        .values(status=status, counts=dict(counts), finished_at=now, report=report)
     )
     return result.rowcount == 1
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
@@ -37,6 +37,7 @@ from . import (
     dead_letters,
     events,
     feeds,
+    jobs,
     leases,
     ledger,
     mapping_versions,
@@ -50,8 +51,10 @@ from .models import (
     AuditIn,
     AuditRow,
     Clock,
+    DeadLetterFilter,
     DeadLetterRow,
     Event,
+    JobRow,
     OutboxRow,
     ReconciliationRun,
     ReferralRow,
@@ -270,6 +273,39 @@ class Store:
                 offset=offset,
             )
 
+    async def page_dead_letters(
+        self, match: DeadLetterFilter, *, after_id: int | None = None, limit: int = 50
+    ) -> list[DeadLetterRow]:
+        """A keyset page of dead letters (see :func:`bridge.store.dead_letters.page`)."""
+        async with self._read() as conn:
+            return await dead_letters.page(conn, match, after_id=after_id, limit=limit)
+
+    async def dead_letter_ids(
+        self,
+        match: DeadLetterFilter,
+        *,
+        after_id: int | None = None,
+        up_to_id: int | None = None,
+        limit: int = 100,
+    ) -> list[int]:
+        """The ids of the next matching dead letters in ``(after_id, up_to_id]``."""
+        async with self._read() as conn:
+            return await dead_letters.ids(
+                conn, match, after_id=after_id, up_to_id=up_to_id, limit=limit
+            )
+
+    async def count_matching_dead_letters(
+        self, match: DeadLetterFilter, *, up_to_id: int | None = None
+    ) -> int:
+        """How many dead letters match, up to an id."""
+        async with self._read() as conn:
+            return await dead_letters.count(conn, match, up_to_id=up_to_id)
+
+    async def last_dead_letter_id(self) -> int:
+        """The highest dead-letter id so far (0: none)."""
+        async with self._read() as conn:
+            return await dead_letters.last_id(conn)
+
     async def get_dead_letter(self, letter_id: int) -> DeadLetterRow | None:
         """One dead letter, or ``None``."""
         async with self._read() as conn:
@@ -318,15 +354,26 @@ class Store:
             return await leases.held_by(conn, holder, self._clock())
 
     # reconciliation runs
-    async def create_reconciliation(self, trigger: str) -> int:
+    async def create_reconciliation(self, trigger: str, *, dry_run: bool = False) -> int:
         """Start a reconciliation run (status ``"running"``); returns its id."""
         async with self._write() as conn:
-            return await reconciliation.create(conn, trigger, self._clock())
+            return await reconciliation.create(conn, trigger, self._clock(), dry_run=dry_run)
 
-    async def finish_reconciliation(self, run_id: int, status: str, counts: dict[str, Any]) -> bool:
+    async def reconciliation_progress(self, run_id: int, counts: dict[str, Any]) -> bool:
+        """Record a running run's counts so far."""
+        async with self._write() as conn:
+            return await reconciliation.progress(conn, run_id, counts)
+
+    async def finish_reconciliation(
+        self,
+        run_id: int,
+        status: str,
+        counts: dict[str, Any],
+        report: dict[str, Any] | None = None,
+    ) -> bool:
         """Close a run; returns ``False`` if the id is unknown."""
         async with self._write() as conn:
-            return await reconciliation.finish(conn, run_id, status, counts, self._clock())
+            return await reconciliation.finish(conn, run_id, status, counts, self._clock(), report)
 
     async def get_reconciliation(self, run_id: int) -> ReconciliationRun | None:
         """One run, or ``None``."""
@@ -339,6 +386,49 @@ class Store:
         """Runs, newest first."""
         async with self._read() as conn:
             return await reconciliation.list_(conn, limit=limit, offset=offset)
+
+    # jobs (see bridge.store.jobs)
+    async def create_job(self, kind: str, params: dict[str, Any], created_by: str) -> int:
+        """A new ``queued`` job; returns its id."""
+        async with self._write() as conn:
+            return await jobs.create(conn, kind, params, created_by, self._clock())
+
+    async def start_job(self, job_id: int, total: int) -> bool:
+        """A queued job runs, with ``total`` items to do."""
+        async with self._write() as conn:
+            return await jobs.start(conn, job_id, total, self._clock())
+
+    async def job_progress(self, job_id: int, done: int, failed: int) -> bool:
+        """A running job's counts so far."""
+        async with self._write() as conn:
+            return await jobs.progress(conn, job_id, done, failed, self._clock())
+
+    async def finish_job(self, job_id: int, status: str, result: dict[str, Any]) -> bool:
+        """Close an open job ``done`` or ``failed``; ``False`` if already closed."""
+        async with self._write() as conn:
+            return await jobs.finish(conn, job_id, status, result, self._clock())
+
+    async def get_job(self, job_id: int) -> JobRow | None:
+        """One job, or ``None``."""
+        async with self._read() as conn:
+            return await jobs.get(conn, job_id)
+
+    async def fail_interrupted_jobs(self, node: str, stale_s: float, reason: str) -> list[int]:
+        """Fail the open jobs no node runs any more (see
+        :func:`bridge.store.jobs.fail_interrupted`); returns their ids."""
+        now = self._clock()
+        async with self._write() as conn:
+            return await jobs.fail_interrupted(
+                conn, node, now - timedelta(seconds=stale_s), reason, now
+            )
+
+    async def fail_stale_job(self, job_id: int, stale_s: float, reason: str) -> bool:
+        """Fail an open job no node has updated for ``stale_s``; returns whether it did."""
+        now = self._clock()
+        async with self._write() as conn:
+            return await jobs.fail_if_stale(
+                conn, job_id, now - timedelta(seconds=stale_s), reason, now
+            )
 
     # audit
     async def add_audit(self, entry: AuditIn) -> int:

@@ -108,11 +108,12 @@ def settings_for(
     amqp: dict[str, Any] | None = None,
     hotlines: dict[str, dict[str, Any]] | None = None,
     mapping: dict[str, Any] | None = None,
+    admin: dict[str, Any] | None = None,
     **bridge: Any,
 ) -> Settings:
     """A node's settings for a test: fast polls and a short retry ladder unless the test
     gives its own (`amqp`, `bridge` keys; `hotlines` adds keys to a hotline's section;
-    `mapping` overrides tables)."""
+    `mapping` overrides tables, `admin` the admin API's settings, e.g. its tokens)."""
     sections = sims.config_sections()
     sides = sides or ["12345", "12351"]
     overrides: dict[str, Any] = {
@@ -125,7 +126,7 @@ def settings_for(
             **(amqp or {}),
         },
         "store": {"url": STORES.url(tmp_path, store_name)},
-        "admin": {"listen": "127.0.0.1:0"},  # many nodes at once: any free port each
+        "admin": {"listen": "127.0.0.1:0", **(admin or {})},  # many nodes: any free port
         "bridge": {
             "sides": sides,
             "poll_interval_s": 0.2,

@@ -19,6 +19,7 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from tests.unit.test_store import StoreBehaviour
+from tests.unit.test_store_jobs import JobsBehaviour
 from tests.unit.test_store_retention import RetentionBehaviour
 
 pytestmark = pytest.mark.postgres
@@ -87,6 +88,15 @@ class TestStoreOnPostgres(StoreBehaviour):
 
 class TestRetentionOnPostgres(RetentionBehaviour):
     """Outbox retries and retention on PostgreSQL."""
+
+    @pytest.fixture
+    async def db_url(self, pg_database: str) -> str:
+        await _execute(pg_database, "DROP SCHEMA public CASCADE", "CREATE SCHEMA public")
+        return pg_database
+
+
+class TestJobsOnPostgres(JobsBehaviour):
+    """Dead letters by filter, jobs and reconciliation runs on PostgreSQL."""
 
     @pytest.fixture
     async def db_url(self, pg_database: str) -> str:

@@ -26,11 +26,7 @@ from aiohttp import web
 from bridge.admin.masking import masked
 from bridge.store import DeadLetterRow, ReferralRow
 
-FAKED_DEFAULT = (
-    "/api/v1/dead-letters",
-    "/api/v1/jobs",
-    "/api/v1/reconciliations",
-)
+FAKED_DEFAULT: tuple[str, ...] = ()
 
 
 def problem(status: int, title: str, detail: str | None = None) -> web.Response:

@@ -68,7 +68,11 @@ async def seed(admin: Admin) -> tuple[int, int]:
                 system="12351",
                 stage="apply",
                 reason="12351 refused the case: district_code",
-                payload={"snapshot": {"caller": {"name": NAME, "phone": PHONE}}},
+                payload={  # a message as the transport parked it
+                    "message_id": "m-1",
+                    "routing_key": "hotline-bridge.to12351.shard0",
+                    "body": json.dumps({"caller": {"name": NAME, "phone": PHONE}}),
+                },
                 referral_id=REFERRAL,
                 field="district_code",
             )
