@@ -24,6 +24,8 @@ from .models import (
     ReconciliationRun,
     ReferralRow,
     Seen,
+    SlaRow,
+    SlaSubject,
     utc_now,
 )
 from .store import Store
@@ -50,6 +52,8 @@ __all__ = [
     "ReferralFilter",
     "ReferralRow",
     "Seen",
+    "SlaRow",
+    "SlaSubject",
     "StatusFigures",
     "Store",
     "Tx",
