@@ -171,16 +171,17 @@ async def start_node(
     stack: AsyncExitStack,
     *,
     retry_policy: RetryPolicy | None = None,
-    sla_clock: Clock = utc_now,
+    clock: Clock = utc_now,
 ) -> Node:
     """Start every part of a node on `stack`; closing the stack stops it cleanly.
-    `sla_clock` is the SLA watch's clock (tests move it with the simulators')."""
+    `clock` is the node's time: the store stamps rows and judges leases by it, retention
+    and the SLA watch judge their ages and deadlines by it (tests pass the simulators')."""
     settings.check()
     tables = MappingTables.from_config(settings.mapping or None)
     node_id = settings.bridge.node_id or f"{socket.gethostname()}:{os.getpid()}"
 
     session = await stack.enter_async_context(aiohttp.ClientSession())
-    store = await Store.connect(settings.store.url)
+    store = await Store.connect(settings.store.url, clock=clock)
     stack.push_async_callback(store.aclose)
     await record_tables(store, tables)  # events name them by version; replays read them
     metrics = EngineMetrics()
@@ -237,12 +238,14 @@ async def start_node(
         metrics=metrics,
     )
     node.spawn("relay", relay.run)
-    retention = Retention(store=store, policy=RetentionPolicy.from_config(settings.store))
+    retention = Retention(
+        store=store, policy=RetentionPolicy.from_config(settings.store), clock=clock
+    )
     node.spawn("retention", retention.run)
     node.spawn("reconciler", node.reconciler.run)
     if settings.sla.enabled:
         node.sla = SlaWatch(
-            store=store, config=settings.sla, node_id=node_id, systems=set(sides), clock=sla_clock
+            store=store, config=settings.sla, node_id=node_id, systems=set(sides), clock=clock
         )
         node.spawn("sla", node.sla.run)
     for system, side in sides.items():
