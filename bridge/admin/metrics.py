@@ -151,7 +151,7 @@ def _sla(figures: Figures) -> Iterator[Metric]:
     yield deadlines
     early = GaugeMetricFamily(
         PREFIX + "early_warnings_open",
-        "Early-warning referrals (12345 urgency 3, 12351 alert) not closed, withdrawn or returned",
+        "Early-warning referrals (12345 urgency 3, 12351 alert) not closed or withdrawn",
     )
     early.add_metric([], figures.early_warnings_open)
     yield early

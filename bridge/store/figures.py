@@ -9,7 +9,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from . import outbox, sla
+from . import browse, outbox, sla
 from .tables import dead_letters, referrals
 
 
@@ -24,7 +24,8 @@ class Figures:
     sla: dict[tuple[str, str, str], int] = field(default_factory=dict)
     """(system, kind, state) → SLA deadlines (see :mod:`bridge.store.sla`)"""
     early_warnings_open: int = 0
-    """early-warning referrals not in a terminal state (closed, withdrawn, returned)"""
+    """early-warning referrals not in a terminal state (as `GET /api/v1/status` counts them:
+    `bridge.store.browse.TERMINAL_STATES`)"""
 
 
 async def read_figures(conn: AsyncConnection) -> Figures:
@@ -38,7 +39,7 @@ async def read_figures(conn: AsyncConnection) -> Figures:
         .group_by(dead_letters.c.system, dead_letters.c.stage)
     )
     early = sa.select(sa.func.count()).where(
-        referrals.c.early_warning.is_(True), referrals.c.state.not_in(sla.TERMINAL_STATES)
+        referrals.c.early_warning.is_(True), referrals.c.state.not_in(browse.TERMINAL_STATES)
     )
     depth, oldest = await outbox.backlog(conn)
     return Figures(

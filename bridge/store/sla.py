@@ -26,8 +26,9 @@ OPEN_STATES: Final = ("ok", "at_risk", "breached")
 """Deadline states that can still change by themselves (time passes)."""
 OVERDUE: Final = ("breached",)
 AT_RISK: Final = ("at_risk",)
-TERMINAL_STATES: Final = ("closed", "withdrawn", "returned")
-"""Referral lifecycle states after which nothing more is due."""
+SETTLED_STATES: Final = ("closed", "withdrawn", "returned")
+"""Referral lifecycle states after which no deadline opens again: the scan reads such a
+referral only while one of its deadlines is still open."""
 
 
 def flagged(states: Collection[str]) -> sa.ColumnElement[bool]:
@@ -117,7 +118,7 @@ async def scan_batch(
         sa.select(referrals.c.referral_id, referrals.c.state, referrals.c.last_snapshot)
         .where(
             referrals.c.origin_system.in_(list(origins)),
-            sa.or_(referrals.c.state.not_in(TERMINAL_STATES), open_deadline),
+            sa.or_(referrals.c.state.not_in(SETTLED_STATES), open_deadline),
         )
         .order_by(referrals.c.referral_id)
         .limit(limit)
