@@ -1,7 +1,8 @@
 """The composition root: builds a node from its settings, owns start and stop.
 
 Start order: HTTP session → store → adapters → broker (topology) → consumers (appliers)
-→ outbox relay → pollers → reconciler → admin API; torn down in reverse by one `AsyncExitStack`.
+→ outbox relay → reconciler → SLA watch → pollers → admin API; torn down in reverse by
+one `AsyncExitStack`.
 This is the only module that names concrete adapters: a third partner hotline is a new
 `adapters/<name>/` package, a mapping module, a side module and one entry in `SIDES`.
 """
@@ -36,10 +37,11 @@ from bridge.engine.relay import OutboxRelay, RelayPolicy
 from bridge.engine.retention import Retention, RetentionPolicy
 from bridge.engine.side12345 import Apply12345, Intake12345
 from bridge.engine.side12351 import Apply12351, Intake12351
+from bridge.engine.sla import SlaWatch
 from bridge.engine.versions import record_tables
 from bridge.mapping import MappingTables
 from bridge.reconcile import Reconciler
-from bridge.store import DeadLetterIn, Store
+from bridge.store import Clock, DeadLetterIn, Store, utc_now
 from bridge.supervisor import Supervisor
 from bridge.transport import Delivery, Topology, Transport
 from bridge.transport.delivery import PARK_REASON_HEADER
@@ -115,6 +117,8 @@ class Node:
     node_id: str
     supervisor: Supervisor
     reconciler: Reconciler | None = None
+    sla: SlaWatch | None = None
+    """The SLA watch; None when `[sla] enabled` is false."""
     paused: set[str] = field(default_factory=set)
     admin_url: str | None = None
     """Where the admin API listens (the port actually bound); None: `[admin]` disabled."""
@@ -163,15 +167,21 @@ class Node:
 
 
 async def start_node(
-    settings: Settings, stack: AsyncExitStack, *, retry_policy: RetryPolicy | None = None
+    settings: Settings,
+    stack: AsyncExitStack,
+    *,
+    retry_policy: RetryPolicy | None = None,
+    clock: Clock = utc_now,
 ) -> Node:
-    """Start every part of a node on `stack`; closing the stack stops it cleanly."""
+    """Start every part of a node on `stack`; closing the stack stops it cleanly.
+    `clock` is the node's time: the store stamps rows and judges leases by it, retention
+    and the SLA watch judge their ages and deadlines by it (tests pass the simulators')."""
     settings.check()
     tables = MappingTables.from_config(settings.mapping or None)
     node_id = settings.bridge.node_id or f"{socket.gethostname()}:{os.getpid()}"
 
     session = await stack.enter_async_context(aiohttp.ClientSession())
-    store = await Store.connect(settings.store.url)
+    store = await Store.connect(settings.store.url, clock=clock)
     stack.push_async_callback(store.aclose)
     await record_tables(store, tables)  # events name them by version; replays read them
     metrics = EngineMetrics()
@@ -228,9 +238,16 @@ async def start_node(
         metrics=metrics,
     )
     node.spawn("relay", relay.run)
-    retention = Retention(store=store, policy=RetentionPolicy.from_config(settings.store))
+    retention = Retention(
+        store=store, policy=RetentionPolicy.from_config(settings.store), clock=clock
+    )
     node.spawn("retention", retention.run)
     node.spawn("reconciler", node.reconciler.run)
+    if settings.sla.enabled:
+        node.sla = SlaWatch(
+            store=store, config=settings.sla, node_id=node_id, systems=set(sides), clock=clock
+        )
+        node.spawn("sla", node.sla.run)
     for system, side in sides.items():
         for feed in side.hotline.feeds:
             poller = Poller(

@@ -8,10 +8,11 @@ section of a hotline only if it runs that side (`[bridge] sides`); `check()` say
 from __future__ import annotations
 
 import json
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -154,6 +155,35 @@ class BridgeSection(_Section):
         return list(dict.fromkeys(value))
 
 
+class SlaConfig(_Section):
+    enabled: bool = Field(default=True, description="run the SLA watch (deadlines near or missed)")
+    interval_s: float = Field(
+        default=60.0, gt=0, description="time between two scans of the open referrals"
+    )
+    warn_before_s: float = Field(
+        default=1800.0,
+        ge=0,
+        description="a deadline this close is `at_risk` (logged once as `sla.at_risk`)",
+    )
+    holidays: list[date] = Field(
+        default_factory=list,
+        description="days off of the official calendar (法定节假日) that fall Monday to "
+        "Friday: not working days for the 12351 `normal` answer time (5 working days)",
+    )
+    extra_workdays: list[date] = Field(
+        default_factory=list,
+        description="make-up working days (调休上班) that fall on a Saturday or Sunday",
+    )
+
+    @model_validator(mode="after")
+    def _calendar(self) -> SlaConfig:
+        both = sorted(set(self.holidays) & set(self.extra_workdays))
+        if both:
+            days = ", ".join(d.isoformat() for d in both)
+            raise ValueError(f"a day cannot be both a holiday and a working day: {days}")
+        return self
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="BRIDGE_", env_nested_delimiter="__", extra="forbid"
@@ -165,6 +195,7 @@ class Settings(BaseSettings):
     hotline12351: Hotline12351Config | None = None
     admin: AdminConfig = AdminConfig()
     bridge: BridgeSection = BridgeSection()
+    sla: SlaConfig = SlaConfig()
     mapping: dict[str, Any] = Field(default_factory=dict, description="table overrides")
 
     @classmethod

@@ -20,8 +20,11 @@ from prometheus_client.registry import Collector
 
 from adapters.http import OUTCOMES
 from bridge.admin.state import STATE, AdminState
+from bridge.engine.deadlines import KIND_SYSTEM
+from bridge.store import Figures
 
 STORE_TIMEOUT_S = 5.0
+SLA_KINDS = tuple((system, kind) for kind, system in KIND_SYSTEM.items())
 PREFIX = "hotline_bridge_"
 
 
@@ -81,6 +84,7 @@ class NodeCollector(Collector):
         for (system, stage), count in sorted(figures.parked.items()):
             parked.add_metric([system, stage], count)
         yield parked
+        yield from _sla(figures)
 
     def _runtime(self) -> Iterator[Metric]:
         node = self.state.node
@@ -129,6 +133,28 @@ class NodeCollector(Collector):
             for outcome in OUTCOMES:
                 requests.add_metric([system, outcome], side.budget.outcomes[outcome])
         yield requests
+
+
+def _sla(figures: Figures) -> Iterator[Metric]:
+    deadlines = GaugeMetricFamily(
+        PREFIX + "sla_deadlines",
+        "Deadlines the SLA watch tracks, by hotline (system), kind (sign, reply, answer) "
+        "and state (ok, at_risk, breached, met); at_risk and breached are the open alarms",
+        labels=("system", "kind", "state"),
+    )
+    counts = dict(figures.sla)
+    for system, kind in {(s, k) for s, k, _ in counts} | set(SLA_KINDS):
+        for state in ("at_risk", "breached"):  # always present: an alert rule sees a 0
+            counts.setdefault((system, kind, state), 0)
+    for (system, kind, state), count in sorted(counts.items()):
+        deadlines.add_metric([system, kind, state], count)
+    yield deadlines
+    early = GaugeMetricFamily(
+        PREFIX + "early_warnings_open",
+        "Early-warning referrals (12345 urgency 3, 12351 alert) not closed or withdrawn",
+    )
+    early.add_metric([], figures.early_warnings_open)
+    yield early
 
 
 def _seconds_since(moment: datetime) -> float:

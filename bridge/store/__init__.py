@@ -26,6 +26,8 @@ from .models import (
     ReconciliationRun,
     ReferralRow,
     Seen,
+    SlaRow,
+    SlaSubject,
     utc_now,
 )
 from .store import Store
@@ -54,6 +56,8 @@ __all__ = [
     "ReferralFilter",
     "ReferralRow",
     "Seen",
+    "SlaRow",
+    "SlaSubject",
     "StatusFigures",
     "Store",
     "Tx",

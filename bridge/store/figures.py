@@ -3,13 +3,13 @@ labelled by low-cardinality columns only (system, state, stage; never ids or tex
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from . import outbox
+from . import browse, outbox, sla
 from .tables import dead_letters, referrals
 
 
@@ -21,10 +21,15 @@ class Figures:
     outbox_oldest_at: datetime | None
     parked: dict[tuple[str, str], int]
     """(system, stage) → dead letters still parked"""
+    sla: dict[tuple[str, str, str], int] = field(default_factory=dict)
+    """(system, kind, state) → SLA deadlines (see :mod:`bridge.store.sla`)"""
+    early_warnings_open: int = 0
+    """early-warning referrals not in a terminal state (as `GET /api/v1/status` counts them:
+    `bridge.store.browse.TERMINAL_STATES`)"""
 
 
 async def read_figures(conn: AsyncConnection) -> Figures:
-    """Three grouped queries in the caller's (read) transaction."""
+    """Five grouped queries in the caller's (read) transaction."""
     by_state = sa.select(referrals.c.origin_system, referrals.c.state, sa.func.count()).group_by(
         referrals.c.origin_system, referrals.c.state
     )
@@ -33,10 +38,15 @@ async def read_figures(conn: AsyncConnection) -> Figures:
         .where(dead_letters.c.status == "parked")
         .group_by(dead_letters.c.system, dead_letters.c.stage)
     )
+    early = sa.select(sa.func.count()).where(
+        referrals.c.early_warning.is_(True), referrals.c.state.not_in(browse.TERMINAL_STATES)
+    )
     depth, oldest = await outbox.backlog(conn)
     return Figures(
         referrals={(o, s): int(n) for o, s, n in await conn.execute(by_state)},
         outbox_depth=depth,
         outbox_oldest_at=oldest,
         parked={(system, stage): int(n) for system, stage, n in await conn.execute(parked)},
+        sla=await sla.counts(conn),
+        early_warnings_open=int((await conn.execute(early)).scalar_one()),
     )

@@ -231,3 +231,32 @@ class AuditRow:
     status: int
     outcome: str
     detail: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class SlaRow:
+    """One deadline of a referral as the SLA watch last judged it.
+
+    ``kind`` is ``sign``, ``reply`` or ``answer``; ``system`` the hotline whose
+    deadline it is; ``state`` one of ``ok``, ``at_risk``, ``breached``, ``met``;
+    ``changed_at`` when ``state`` last changed (``due_at`` may move without it).
+    """
+
+    referral_id: str
+    kind: str
+    system: str
+    due_at: datetime
+    state: str
+    changed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class SlaSubject:
+    """What the SLA watch reads of one referral: its last snapshot (JSON, or ``None``),
+    the actions recorded for it (``detail`` left empty) and its stored deadlines by kind."""
+
+    referral_id: str
+    state: str
+    last_snapshot: dict[str, Any] | None
+    actions: list[ActionRow]
+    deadlines: dict[str, SlaRow]

@@ -43,6 +43,7 @@ from . import (
     mapping_versions,
     outbox,
     reconciliation,
+    sla,
 )
 from .browse import Deadline, ReferralFilter, StatusFigures
 from .engine import BEGIN_MODE_OPTION, create_engine, current_revision, migrate
@@ -58,6 +59,8 @@ from .models import (
     OutboxRow,
     ReconciliationRun,
     ReferralRow,
+    SlaRow,
+    SlaSubject,
     utc_now,
 )
 from .sqlite import LoopSQLiteEngine
@@ -455,6 +458,29 @@ class Store:
                 since=since,
                 limit=limit,
             )
+
+    # SLA watch (see :mod:`bridge.store.sla`; `sla.flagged` filters referral lists)
+    async def sla_batch(
+        self, after: str | None, limit: int, origins: Sequence[str]
+    ) -> list[SlaSubject]:
+        """The next referrals the SLA watch judges, after ``after`` by id (keyset)."""
+        async with self._read() as conn:
+            return await sla.scan_batch(conn, after=after, limit=limit, origins=origins)
+
+    async def upsert_sla(self, rows: Sequence[SlaRow]) -> None:
+        """Insert or replace deadlines, all in one transaction."""
+        async with self._write() as conn:
+            await sla.upsert(conn, rows)
+
+    async def sla_counts(self) -> dict[tuple[str, str, str], int]:
+        """``(system, kind, state) → deadlines``."""
+        async with self._read() as conn:
+            return await sla.counts(conn)
+
+    async def sla_for(self, referral_id: str) -> list[SlaRow]:
+        """One referral's deadlines, soonest due first (none: empty)."""
+        async with self._read() as conn:
+            return await sla.for_referral(conn, referral_id)
 
     # status
     async def figures(self) -> Figures:
