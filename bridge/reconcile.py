@@ -92,6 +92,7 @@ class Reconciler:
             run.report["error"] = "cancelled: the node stopped"
             raise
         finally:
+            self.metrics.reconciled(status, dry_run, run.counts)
             await self.store.finish_reconciliation(run_id, status, run.counts, run.report)
             log.info(
                 "reconciliation.finished",

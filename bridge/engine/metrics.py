@@ -1,4 +1,4 @@
-"""What the engine counts for `/metrics`: actions, retries and parkings.
+"""What the engine counts for `/metrics`: actions, retries, parkings and reconciliations.
 
 One `EngineMetrics` per node, its counters in a `CollectorRegistry` the node owns (never
 the global one: several nodes share a process in tests); the admin server exposes it
@@ -53,6 +53,19 @@ class EngineMetrics:
             ("system", "stage", "reason"),
             registry=self.registry,
         )
+        self.reconciliations = Counter(
+            PREFIX + "reconciliations",
+            "Reconciliation runs ended, by status (done, failed) and whether a dry run",
+            ("status", "dry_run"),
+            registry=self.registry,
+        )
+        self.reconciliation_results = Counter(
+            PREFIX + "reconciliation_results",
+            "What reconciliation runs found, by result (checked, republished, changed, "
+            "missing, failed, parked)",
+            ("result", "dry_run"),
+            registry=self.registry,
+        )
         self._actions: dict[tuple[str, str, str], Counter] = {}
 
     def action(self, system: str, kind: str, outcome: str) -> None:
@@ -68,3 +81,10 @@ class EngineMetrics:
 
     def park(self, system: str, stage: str, reason: ParkReason) -> None:
         self.parked.labels(system, stage, reason).inc()
+
+    def reconciled(self, status: str, dry_run: bool, counts: dict[str, int]) -> None:
+        """A reconciliation run ended with `status` and these counts."""
+        flag = "true" if dry_run else "false"
+        self.reconciliations.labels(status, flag).inc()
+        for result, count in counts.items():
+            self.reconciliation_results.labels(result, flag).inc(count)

@@ -39,3 +39,20 @@ def test_nodes_do_not_share_counters() -> None:
 def test_park_reasons_are_a_small_fixed_set() -> None:
     assert len(PARK_REASONS) == len(set(PARK_REASONS)) < 12
     assert "mapping" in PARK_REASONS and "refused" in PARK_REASONS
+
+
+def test_reconciliation_runs_and_results_are_counted() -> None:
+    metrics = EngineMetrics()
+    metrics.reconciled("done", False, {"checked": 7, "changed": 2, "missing": 0})
+    metrics.reconciled("done", True, {"checked": 3, "changed": 1})
+    metrics.reconciled("failed", False, {"checked": 1})
+    value = metrics.registry.get_sample_value
+    runs, results = (
+        "hotline_bridge_reconciliations_total",
+        "hotline_bridge_reconciliation_results_total",
+    )
+    assert value(runs, {"status": "done", "dry_run": "false"}) == 1
+    assert value(runs, {"status": "done", "dry_run": "true"}) == 1
+    assert value(runs, {"status": "failed", "dry_run": "false"}) == 1
+    assert value(results, {"result": "checked", "dry_run": "false"}) == 8
+    assert value(results, {"result": "changed", "dry_run": "true"}) == 1
