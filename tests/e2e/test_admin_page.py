@@ -12,7 +12,6 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
 
 import pytest
 import pytest_asyncio
@@ -26,12 +25,8 @@ from playwright.async_api import (
     async_playwright,
     expect,
 )
-from pydantic import BaseModel, ConfigDict, RootModel
 
-from bridge.admin import server
-from bridge.admin.api import ApiProblem, Call, PageQuery, Routes, not_found
 from bridge.admin.auth import fingerprint
-from bridge.app import PARTNER
 from bridge.store import ActionRow, DeadLetterIn, ReferralRow
 from tests.unit.adminkit import OPERATE, READ, Admin, admin_node
 
@@ -45,200 +40,6 @@ SEEDED_KINDS = ["intake", "create_order", "parked"]  # the timeline of the seede
 REASON = f"district_code {HOSTILE} is not one of the 16 districts 12345 takes"
 
 
-# --- STAND-IN ROUTES ----------------------------------------------------------------------
-# Stand-ins for GET /api/v1/status, GET /api/v1/referrals/{referral_id},
-# GET /api/v1/dead-letters and POST /api/v1/dead-letters/{letter_id}/replay|discard, which
-# other branches of issue 8 bring (contract: /api/v1 contract, issue 8). They answer the
-# contract's shapes from the real store, through the real framework (tokens, roles,
-# problem+json, audit); the replay stand-in only marks the letter `replayed`. One is
-# installed only for a route the server does not have yet, so the real routes win once
-# merged; then delete this block and `_with_stand_ins` (the tests do not change).
-
-stand_ins = Routes()
-
-
-class Doc(RootModel[dict[str, Any]]):
-    """Whatever the stand-in answers (the real routes have the real models)."""
-
-
-class LettersQuery(PageQuery):
-    status: str = "parked"
-
-
-class ReplayIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    mapping: Literal["current", "original"] = "current"
-
-
-class DiscardIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    reason: str | None = None
-
-
-def _letter(row: Any) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "status": row.status,
-        "system": row.system,
-        "stage": row.stage,
-        "reason": row.reason,
-        "field": row.field,
-        "referral_id": row.referral_id,
-        "attempts": row.attempts,
-        "created_at": row.created_at.isoformat(),
-        "updated_at": row.updated_at.isoformat(),
-        "mapping": None,
-        "payload": {},
-    }
-
-
-@stand_ins.get("/api/v1/status", response=Doc)
-async def stand_in_status(call: Call[None, None]) -> Doc:
-    """Stand-in: the node's status, problems first."""
-    node = call.state.node
-    figures = await node.store.figures()
-    problems = [
-        {
-            "severity": "error",
-            "what": f"feed {p.hotline.system}/{p.feed} failing",
-            "detail": f"the last read failed: {p.last_error}",
-        }
-        for p in node.pollers
-        if p.failing
-    ]
-    sides = {
-        system: {
-            "paused": system in node.paused,
-            "queue_depth": None,
-            "feeds": [
-                {
-                    "feed": p.feed,
-                    "failing": p.failing,
-                    "last_error": p.last_error,
-                    "last_success_at": p.last_success.isoformat() if p.last_success else None,
-                    "lag_s": 3.0,
-                }
-                for p in node.pollers
-                if p.hotline.system == system
-            ],
-        }
-        for system in node.sides
-    }
-    return Doc(
-        {
-            "problems": problems,
-            "node": {"node_id": node.node_id, "sides": list(node.sides), "uptime_s": 1.0},
-            "sides": sides,
-            "outbox": {"depth": figures.outbox_depth, "oldest_age_s": None},
-            "dead_letters": {
-                "parked": sum(figures.parked.values()),
-                "by_reason": [
-                    {"system": s, "stage": st, "field": None, "count": n}
-                    for (s, st), n in figures.parked.items()
-                ],
-            },
-            "early_warnings_open": 0,
-            "sla": {"at_risk": 0, "breached": 0},
-            "last_reconciliation": None,
-        }
-    )
-
-
-@stand_ins.get("/api/v1/referrals/{referral_id}", response=Doc)
-async def stand_in_referral(call: Call[None, None]) -> Doc:
-    """Stand-in: one referral by its id or `<system>:<number>` of either side."""
-    store = call.state.node.store
-    wanted = call.params["referral_id"]
-    row = await store.get_referral(wanted)
-    if row is None:
-        system, _, number = wanted.partition(":")
-        for candidate in await store.list_referrals(limit=500):
-            numbers = {candidate.ids.get(system)}
-            if system == "12351":
-                numbers.add(candidate.case_no)
-            if number in numbers:
-                row = candidate
-    if row is None:
-        raise not_found(f"referral {wanted}")
-    events = await store.timeline(row.referral_id)
-    letters = await store.list_dead_letters(referral_id=row.referral_id)
-    return Doc(
-        {
-            "referral_id": row.referral_id,
-            "origin": row.origin_system,
-            "direction": f"{row.origin_system}-{PARTNER[row.origin_system]}",
-            "state": row.state,
-            "ids": row.ids,
-            "numbers": {"12345": row.ids.get("12345"), "12351": row.case_no},
-            "native_status": (row.last_snapshot or {}).get("native_status", {}),
-            "early_warning": row.early_warning,
-            "priority": None,
-            "district_code": None,
-            "created_at": row.created_at.isoformat() if row.created_at else None,
-            "updated_at": row.updated_at.isoformat() if row.updated_at else None,
-            "sla": [],
-            "parked": sum(1 for d in letters if d.status == "parked"),
-            "timeline": [
-                {
-                    "at": e.at.isoformat(),
-                    "system": e.system,
-                    "kind": e.kind,
-                    "outcome": e.detail.get("outcome"),
-                    "attempt": e.detail.get("attempt"),
-                    "mapping": e.detail.get("mapping"),
-                    "detail": e.detail,
-                }
-                for e in events
-            ],
-            "dead_letters": [_letter(d) for d in letters],
-        }
-    )
-
-
-@stand_ins.get("/api/v1/dead-letters", response=Doc, query=LettersQuery)
-async def stand_in_dead_letters(call: Call[LettersQuery, None]) -> Doc:
-    """Stand-in: dead letters by status (no pagination)."""
-    rows = await call.state.node.store.list_dead_letters(status=call.query.status)
-    return Doc({"items": [_letter(r) for r in rows], "next_cursor": None})
-
-
-async def _set_status(call: Call[Any, Any], status: str) -> Any:
-    store = call.state.node.store
-    letter_id = int(call.params["letter_id"])
-    letter = await store.get_dead_letter(letter_id)
-    if letter is None:
-        raise not_found(f"dead letter {letter_id}")
-    if letter.status != "parked":
-        raise ApiProblem(409, "conflict", f"dead letter {letter_id} is {letter.status}")
-    return await store.set_dead_letter_status(letter_id, status)
-
-
-@stand_ins.post(
-    "/api/v1/dead-letters/{letter_id}/replay", response=Doc, body=ReplayIn, role="operate"
-)
-async def stand_in_replay(call: Call[None, ReplayIn]) -> Doc:
-    """Stand-in: replay one dead letter (marked replayed only)."""
-    row = await _set_status(call, "replayed")
-    return Doc({"id": row.id, "status": row.status, "outcome": "requeued"})
-
-
-@stand_ins.post(
-    "/api/v1/dead-letters/{letter_id}/discard", response=Doc, body=DiscardIn, role="operate"
-)
-async def stand_in_discard(call: Call[None, DiscardIn]) -> Doc:
-    """Stand-in: discard one dead letter."""
-    return Doc(_letter(await _set_status(call, "discarded")))
-
-
-def _with_stand_ins(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Serve the stand-ins of the routes the server does not have yet."""
-    have = {(r.method, r.path) for group in server.ROUTES for r in group.routes}
-    missing = Routes()
-    missing.routes = [r for r in stand_ins.routes if (r.method, r.path) not in have]
-    monkeypatch.setattr(server, "ROUTES", (*server.ROUTES, missing))
-
-
-# --- END OF STAND-IN ROUTES ---------------------------------------------------------------
 
 
 # one browser for the module (launching Chromium costs seconds), so one event loop
@@ -253,10 +54,9 @@ class Seeded:
 
 
 @pytest_asyncio.fixture(loop_scope="module")
-async def seeded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Seeded]:
+async def seeded(tmp_path: Path) -> AsyncIterator[Seeded]:
     """A node's admin server with one referral (12351 → 12345), one parked dead letter
     and a failing 12345 feed; its store on SQLite or PostgreSQL (`e2e_store`)."""
-    _with_stand_ins(monkeypatch)
     async with admin_node(tmp_path, store_url=STORES.url(tmp_path, "bridge.db")) as admin:
         async with admin.node.store.begin() as tx:
             await tx.upsert_referral(
@@ -275,9 +75,13 @@ async def seeded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterat
             letter_id = await tx.park(
                 DeadLetterIn(
                     system="12345",
-                    stage="apply",
+                    stage="transport",
                     reason=REASON,
-                    payload={"snapshot": {}},
+                    payload={  # a message as the transport parked it: replayable as it is
+                        "message_id": "m-1",
+                        "routing_key": "hotline-bridge.to12345.shard0",
+                        "body": "{}",
+                    },
                     referral_id=REFERRAL,
                     field="district_code",
                 )
