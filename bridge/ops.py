@@ -21,7 +21,6 @@ import aio_pika
 import aiohttp
 from sqlalchemy.engine import make_url
 
-from bridge.admin.masking import masked
 from bridge.app import build_side
 from bridge.config import Settings
 from bridge.mapping import MappingTables
@@ -149,20 +148,10 @@ def _matches(
 
 
 def _letter(row: DeadLetterRow) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "status": row.status,
-        "system": row.system,
-        "stage": row.stage,
-        "reason": row.reason,
-        "field": row.field,
-        "referral_id": row.referral_id,
-        "attempts": row.attempts,
-        "created_at": row.created_at.isoformat(),
-        "updated_at": row.updated_at.isoformat(),
-        "mapping": None,
-        "payload": masked(row.payload),
-    }
+    """As `GET /api/v1/dead-letters` shows it to a `read` token."""
+    from bridge.admin.dead_letters import letter_out
+
+    return letter_out(row, unmask=False).model_dump(mode="json")
 
 
 def _run(run: Any) -> dict[str, Any]:

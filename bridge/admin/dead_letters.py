@@ -60,7 +60,9 @@ class DeadLetterQuery(PageQuery, LetterFilter):
     unmask: bool = Field(default=False, description="show personal data (operate; audited)")
 
 
-class DeadLetterOut(BaseModel):
+class DeadLetterSummary(BaseModel):
+    """A dead letter without its payload (as a referral's detail lists them)."""
+
     id: int
     status: Status
     system: str
@@ -72,6 +74,9 @@ class DeadLetterOut(BaseModel):
     created_at: datetime
     updated_at: datetime
     mapping: str | None = Field(description="the mapping version it was parked with")
+
+
+class DeadLetterOut(DeadLetterSummary):
     payload: dict[str, Any] = Field(description="what a replay needs (masked for `read`)")
 
 
@@ -119,9 +124,9 @@ class DiscardIn(BaseModel):
     )
 
 
-def letter_out(row: DeadLetterRow, *, unmask: bool) -> DeadLetterOut:
-    mapping = row.payload.get("mapping")
-    return DeadLetterOut(
+def letter_summary(row: DeadLetterRow, *, unmask: bool) -> DeadLetterSummary:
+    mapping = row.payload.get("mapping") if isinstance(row.payload, dict) else None
+    return DeadLetterSummary(
         id=row.id,
         status=row.status,  # type: ignore[arg-type]
         system=row.system,
@@ -133,8 +138,12 @@ def letter_out(row: DeadLetterRow, *, unmask: bool) -> DeadLetterOut:
         created_at=row.created_at,
         updated_at=row.updated_at,
         mapping=mapping if isinstance(mapping, str) else None,
-        payload=_payload(row.payload, unmask=unmask),
     )
+
+
+def letter_out(row: DeadLetterRow, *, unmask: bool) -> DeadLetterOut:
+    summary = letter_summary(row, unmask=unmask)
+    return DeadLetterOut(**dict(summary), payload=_payload(row.payload, unmask=unmask))
 
 
 def _payload(payload: dict[str, Any], *, unmask: bool) -> dict[str, Any]:

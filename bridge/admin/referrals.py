@@ -28,8 +28,9 @@ from bridge.admin.api import (
     encode_cursor,
     not_found,
 )
+from bridge.admin.dead_letters import DeadLetterSummary, letter_summary
 from bridge.admin.masking import masked
-from bridge.store import CASE_NO_SYSTEM, DeadLetterRow, Deadline, Event, ReferralFilter, ReferralRow
+from bridge.store import CASE_NO_SYSTEM, Deadline, Event, ReferralFilter, ReferralRow
 from schemas.canonical import Lifecycle, Priority
 
 routes = Routes()
@@ -107,27 +108,11 @@ class TimelineEntry(BaseModel):
     detail: dict[str, Any]
 
 
-class ReferralDeadLetter(BaseModel):
-    """A dead letter of the referral, without its payload (see `/api/v1/dead-letters`)."""
-
-    id: int
-    status: str
-    system: str
-    stage: str
-    reason: str
-    field: str | None
-    referral_id: str | None
-    attempts: int
-    created_at: datetime
-    updated_at: datetime
-    mapping: str | None
-
-
 class ReferralDetail(ReferralSummary):
     native_status: dict[str, str] = Field(description="system → its own status code")
     snapshot: dict[str, Any] = Field(description="the last canonical snapshot read (masked)")
     timeline: list[TimelineEntry] = Field(description="every event on both sides, oldest first")
-    dead_letters: list[ReferralDeadLetter]
+    dead_letters: list[DeadLetterSummary]
 
 
 @routes.get("/api/v1/referrals", response=ReferralPage, query=ReferralsQuery)
@@ -182,7 +167,7 @@ async def show_referral(call: Call[ShowQuery, None]) -> ReferralDetail:
         native_status=_native_status(snapshot, events),
         snapshot=masked(snapshot, unmask=call.unmask),
         timeline=[_entry(event, call.unmask) for event in events],
-        dead_letters=[_letter(letter, call.unmask) for letter in letters],
+        dead_letters=[letter_summary(letter, unmask=call.unmask) for letter in letters],
     )
 
 
@@ -260,21 +245,4 @@ def _entry(event: Event, unmask: bool) -> TimelineEntry:
         attempt=attempt if isinstance(attempt, int) else None,
         mapping=None if mapping is None else str(mapping),
         detail=masked(detail, unmask=unmask),
-    )
-
-
-def _letter(letter: DeadLetterRow, unmask: bool) -> ReferralDeadLetter:
-    mapping = letter.payload.get("mapping") if isinstance(letter.payload, dict) else None
-    return ReferralDeadLetter(
-        id=letter.id,
-        status=letter.status,
-        system=letter.system,
-        stage=letter.stage,
-        reason=masked(letter.reason, unmask=unmask),
-        field=letter.field,
-        referral_id=letter.referral_id,
-        attempts=letter.attempts,
-        created_at=letter.created_at,
-        updated_at=letter.updated_at,
-        mapping=None if mapping is None else str(mapping),
     )
