@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -125,9 +125,7 @@ async def admin_node(
     `store_url`; stamped by `clock`), real supervisor, fake broker/hotlines/pollers."""
     settings = Settings(admin={"listen": "127.0.0.1:0", "tokens": tokens or TOKENS})
     async with AsyncExitStack() as stack:
-        store = await Store.connect(
-            store_url or f"sqlite:///{tmp_path / 'bridge.db'}", clock=clock
-        )
+        store = await Store.connect(store_url or f"sqlite:///{tmp_path / 'bridge.db'}", clock=clock)
         stack.push_async_callback(store.aclose)
         supervisor = Supervisor(backoff_start_s=0.01, backoff_max_s=0.01)
         stack.push_async_callback(supervisor.aclose)
@@ -155,3 +153,16 @@ async def admin_node(
         assert url is not None and not url.endswith(":0")
         http = await stack.enter_async_context(aiohttp.ClientSession())
         yield Admin(node, url, http)
+
+
+T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+
+
+class MovableClock:
+    """A store clock a test moves by setting `now`."""
+
+    def __init__(self, start: datetime = T0) -> None:
+        self.now = start
+
+    def __call__(self) -> datetime:
+        return self.now

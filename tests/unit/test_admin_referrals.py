@@ -6,8 +6,7 @@ masking for read tokens and for confidential callers, audited unmasked reads."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,9 +17,15 @@ from bridge.admin.api import encode_cursor
 from bridge.admin.auth import fingerprint
 from bridge.store import ActionRow, DeadLetterIn, ReferralRow
 from bridge.store.tables import sla_deadlines
-from tests.unit.adminkit import OPERATE, READ, STORE_KINDS, Admin, admin_node, store_url
+from tests.unit.adminkit import (
+    OPERATE,
+    READ,
+    T0,
+    Admin,
+    admin_node,
+)
+from tests.unit.adminkit import MovableClock as Clock
 
-T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
 NAME, PHONE, TEXT = "张伟", "13800138000", "公司拖欠工资三个月"
 SECRET_NAME, SECRET_PHONE = "李秘密", "13600136000"
 A, B, C = (
@@ -28,29 +33,6 @@ A, B, C = (
     "12351:12351-2026-0000002",
     "12345:BJ12345-20261130-000003",
 )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture(params=STORE_KINDS)
-def store_kind(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
-@pytest.fixture
-async def clock_admin(tmp_path: Path, store_kind: str) -> AsyncIterator[tuple[Admin, Clock]]:
-    clock = Clock()
-    async with (
-        store_url(store_kind, tmp_path) as url,
-        admin_node(tmp_path, store_url=url, clock=clock) as admin,
-    ):
-        yield admin, clock
 
 
 def _snapshot(rid: str, source: str, **fields: Any) -> dict[str, Any]:

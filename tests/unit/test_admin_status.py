@@ -5,42 +5,21 @@ without personal data; on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from bridge.store import DeadLetterIn, OutboxMessage, ReferralRow
 from bridge.store.tables import sla_deadlines
 from bridge.supervisor import TaskState
-from tests.unit.adminkit import READ, STORE_KINDS, Admin, admin_node, store_url
-
-T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
-@pytest.fixture(params=STORE_KINDS)
-def store_kind(request: pytest.FixtureRequest) -> str:
-    return request.param
-
-
-@pytest.fixture
-async def clock_admin(tmp_path: Path, store_kind: str) -> AsyncIterator[tuple[Admin, Clock]]:
-    clock = Clock()
-    async with (
-        store_url(store_kind, tmp_path) as url,
-        admin_node(tmp_path, store_url=url, clock=clock) as admin,
-    ):
-        yield admin, clock
+from tests.unit.adminkit import (
+    READ,
+    T0,
+    Admin,
+    admin_node,
+)
+from tests.unit.adminkit import MovableClock as Clock
 
 
 def _referral(n: int, *, state: str = "delivered", early: bool = False) -> ReferralRow:
