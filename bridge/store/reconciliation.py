@@ -17,6 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from .browse import CASE_NO_SYSTEM
 from .ledger import _referral as ledger_row
 from .models import ReconciliationRun, ReferralFacts, ReferralRow
 from .tables import actions, dead_letters, events, referrals, source_versions
@@ -125,13 +126,22 @@ SNAPSHOT_EVENTS: Final = ("snapshot.read", "not_forwarded")
 
 
 async def facts(conn: AsyncConnection, referral_ids: Sequence[str]) -> dict[str, ReferralFacts]:
-    """What the ledger says of each referral of a page: its actions, the last snapshot
-    read of each system, the source versions applied, and its parked dead letters. Four
-    queries for the page, whatever its size."""
+    """What the ledger says of each referral of a page: its state and numbers, its
+    actions, the last snapshot read of each system, the source versions applied, and its
+    parked dead letters. Five queries for the page, whatever its size."""
     ids = list(dict.fromkeys(referral_ids))
     out = {referral_id: ReferralFacts() for referral_id in ids}
     if not ids:
         return out
+    r = referrals.c
+    for row in await conn.execute(
+        sa.select(r.referral_id, r.state, r.case_no, r.last_snapshot).where(r.referral_id.in_(ids))
+    ):
+        known = out[row.referral_id]
+        known.state = row.state
+        known.numbers = dict((row.last_snapshot or {}).get("numbers") or {})
+        if row.case_no:
+            known.numbers[CASE_NO_SYSTEM] = row.case_no
     a = actions.c
     for row in await conn.execute(
         sa.select(a.referral_id, a.system, a.key, a.kind, a.outcome).where(a.referral_id.in_(ids))

@@ -38,6 +38,8 @@ class Run:
     truncated: bool = False
     error: str | None = None
     reported_at: float = field(default_factory=time.monotonic)
+    letters: set[int] = field(default_factory=set)
+    """Parked dead letters already reported (each once a run; there are few)."""
     _listed: Counter[str] = field(default_factory=Counter)
 
     def found(
