@@ -56,7 +56,6 @@ class _Handled:
     record: Any
     native_id: str
     referral_id: str
-    row: ReferralRow | None = None
     state: str | None = None
     version: int | None = None
 
@@ -286,7 +285,7 @@ class Reconciler:
             if taken is None:  # as last read (or not the bridge's business)
                 if listed and not getattr(side.hotline, "window_current", False):
                     continue  # a past state: the read of the case checks it
-                handled.append(_Handled(record, native_id, referral_id, row))
+                handled.append(_Handled(record, native_id, referral_id))
                 continue
             ref = taken.referral
             if ref.referral_id not in facts:
@@ -317,9 +316,7 @@ class Reconciler:
                     why=DRY_RUN if run.dry_run else None,
                 )
             handled.append(
-                _Handled(
-                    record, native_id, ref.referral_id, row, ref.state.value, ref.source_version
-                )
+                _Handled(record, native_id, ref.referral_id, ref.state.value, ref.source_version)
             )
         self._check(side, run, handled, facts)
         return queued and not run.dry_run
@@ -337,7 +334,9 @@ class Reconciler:
         for item in handled:
             known = facts.get(item.referral_id)
             if known is None or known.state is None:
-                continue  # not a referral (yet): nothing recorded to check against
+                if item.state is not None:
+                    run.counts["checked"] += 1  # unseen: compared, nothing to check against
+                continue
             run.counts["checked"] += 1
             ids = {"native_id": item.native_id}
             missing = side.intake.missing_actions(item.record, known.actions.get(system, {}))
