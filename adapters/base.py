@@ -9,6 +9,7 @@ or native status codes.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from pydantic import BaseModel
@@ -65,9 +66,18 @@ class Hotline(Protocol):
 
     system: str
     feeds: tuple[str, ...]
+    window_current: bool
+    """Whether `read_feed` from a `window_position` yields records as they stand now
+    (then a record it lists needs no `fetch`), or a history of their changes."""
 
     async def read_feed(self, feed: str, position: str | None) -> FeedPage[Any]:
         """Read the next page of `feed` after `position` (None: from the start)."""
+        ...
+
+    def window_position(self, feed: str, since: datetime) -> str:
+        """A position of `feed` from which `read_feed` returns every record changed at
+        or after `since` (aware), with nothing marked seen: what a reconciliation run
+        re-lists, page by page until `more` is false. Never stored as the feed's position."""
         ...
 
     async def fetch(self, native_id: str) -> Any:

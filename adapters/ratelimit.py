@@ -30,6 +30,13 @@ it starts) an acquisition goes ahead of every waiting normal one. Only one waite
 time (the "pump") sits in the limiter; each slot it gets goes to the head of the queue,
 urgent first, so no normal caller is ever queued inside aiolimiter ahead of an urgent one.
 Order within a priority is FIFO.
+
+Shares: inside `with budget.share(fraction):` (a contextvar too) a call to this budget
+first waits on a second limiter at `fraction` × the budget's rate, then takes its turn
+as usual: background work such as a reconciliation run takes at most that share, and
+everything else gets the rest. The share limiter is waited on outside the queue, so a
+shared call never holds a place in it while it waits for its share. Urgent calls never
+wait on a share; a budget without a limit has no share limit either.
 """
 
 from __future__ import annotations
@@ -52,6 +59,7 @@ JITTER_S: Final = 0.2
 """Bunching of in-order calls on the way to the server that the budget absorbs."""
 
 _URGENT: ContextVar[bool] = ContextVar("hotline_request_urgent", default=False)
+_SHARES: ContextVar[dict[RequestBudget, float]] = ContextVar("hotline_request_shares")
 
 
 @contextmanager
@@ -111,6 +119,7 @@ class RequestBudget:
         self._urgent: deque[_Waiter] = deque()
         self._normal: deque[_Waiter] = deque()
         self._pumping = False
+        self._shares: dict[float, AsyncLimiter] = {}
         self.outcomes: Counter[str] = Counter()
         """Calls sent through this budget by outcome (`adapters.http.outcome_of`), for
         the node's metrics; counted by `request()`."""
@@ -129,9 +138,36 @@ class RequestBudget:
         self._refresh(_now())
         return self._cool_until > 0
 
+    @contextmanager
+    def share(self, fraction: float) -> Iterator[None]:
+        """Calls to this budget made inside (and in tasks started inside) take at most
+        `fraction` (in (0, 1]) of its rate between them; see the module docstring."""
+        if not 0 < fraction <= 1:
+            raise ValueError("a share is a fraction in (0, 1]")
+        token = _SHARES.set({**_SHARES.get({}), self: fraction})
+        try:
+            yield
+        finally:
+            _SHARES.reset(token)
+
+    def share_limiter(self, fraction: float) -> AsyncLimiter | None:
+        """The limiter of calls inside `share(fraction)`; None without a limit."""
+        if self.rate_per_s is None:
+            return None
+        limiter = self._shares.get(fraction)
+        if limiter is None:
+            limiter = self._shares[fraction] = AsyncLimiter(1, 1 / (self.rate_per_s * fraction))
+        return limiter
+
     async def acquire(self) -> None:
-        """Wait for this call's turn: after any `Retry-After` pause, within the rate,
-        urgent calls first. Cancellation is safe (the turn passes to the next waiter)."""
+        """Wait for this call's turn: within any share it is made in (not urgent ones),
+        after any `Retry-After` pause, within the rate, urgent calls first. Cancellation
+        is safe (the turn passes to the next waiter)."""
+        fraction = _SHARES.get({}).get(self)
+        if fraction is not None and not is_urgent():
+            limiter = self.share_limiter(fraction)
+            if limiter is not None:
+                await limiter.acquire()
         now = _now()
         self._refresh(now)
         if self._limiter is None:

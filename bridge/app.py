@@ -234,6 +234,8 @@ async def start_node(
         partner=PARTNER,
         node_id=node_id,
         interval_s=settings.bridge.reconcile_interval_s,
+        window_s=settings.bridge.reconcile_window_s,
+        rate_share=settings.bridge.reconcile_rate_share,
         on_recorded=relay.kick,
         metrics=metrics,
     )

@@ -137,6 +137,20 @@ class BridgeSection(_Section):
         "are 0.2 requests/s)",
     )
     reconcile_interval_s: float = Field(default=600, gt=0)
+    reconcile_window_s: float = Field(
+        default=86_400,
+        gt=0,
+        description="how far back each reconciliation run re-lists its own system's list "
+        "calls (well past any plausible clock skew of the other side)",
+    )
+    reconcile_rate_share: float = Field(
+        default=0.25,
+        gt=0,
+        le=1,
+        description="the largest share of each hotline's request budget a reconciliation "
+        "run may take (early warnings never wait on it); a hotline without a client-side "
+        "limit (12351 by default) is paced only by its answers (429)",
+    )
     node_id: str | None = Field(default=None, description="defaults to host:pid")
     handler_name: str = "12351职工服务热线"
     attempt_timeout_s: float = Field(default=30.0, gt=0)

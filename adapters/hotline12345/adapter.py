@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
 from typing import Any, TypeVar
 
 import aiohttp
@@ -14,7 +15,7 @@ from adapters.base import Action, ActionResult, FeedPage
 from adapters.errors import Rejected, describe_validation
 from adapters.hotline12345.client import SYSTEM, Client12345
 from adapters.hotline12345.config import Hotline12345Config
-from adapters.hotline12345.feed import FeedReader12345
+from adapters.hotline12345.feed import FeedReader12345, window_position
 from adapters.ratelimit import RequestBudget
 from schemas.hotline12345 import (
     CreateOrderRequest,
@@ -26,6 +27,8 @@ from schemas.hotline12345 import (
 )
 
 M = TypeVar("M", bound=BaseModel)
+BEIJING = timezone(timedelta(hours=8), "Asia/Shanghai")
+"""12345's times are Beijing wall-clock times (no daylight saving)."""
 
 
 class Hotline12345:
@@ -39,6 +42,9 @@ class Hotline12345:
 
     system = SYSTEM
     feeds: tuple[str, ...] = ("dispatched", "created")
+    window_current: bool = True
+    """The lists return each order as it stands now (12345 stamps every change with its
+    time), so an order a window lists needs no `fetch` as well."""
 
     def __init__(
         self,
@@ -66,6 +72,14 @@ class Hotline12345:
         except KeyError:
             raise ValueError(f"12345 has no feed {feed!r}; feeds: {self.feeds}") from None
         return await reader.read(position)
+
+    def window_position(self, feed: str, since: datetime) -> str:
+        """`since` (aware) on 12345's wall clock (Asia/Shanghai), nothing seen."""
+        if feed not in self._readers:
+            raise ValueError(f"12345 has no feed {feed!r}; feeds: {self.feeds}")
+        if since.tzinfo is None:
+            raise ValueError("a window starts at an aware datetime")
+        return window_position(since.astimezone(BEIJING).replace(tzinfo=None))
 
     async def fetch(self, native_id: str) -> Order:
         return await self.client.get_order(native_id)

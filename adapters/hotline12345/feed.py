@@ -88,6 +88,13 @@ class FeedPosition:
         return cls(mark, dict(data.get("seen") or {}), bool(data.get("closed")))
 
 
+def window_position(since: datetime) -> str:
+    """A position that reads the feed from `since` (12345's wall clock, naive) on, with
+    nothing seen: every order updated at or after it comes back (a reconciliation's
+    window; the inclusive `updatedSince` covers the second of `since` itself)."""
+    return FeedPosition(mark=since.replace(microsecond=0)).encode()
+
+
 def next_window(anchor: int, page_size: int) -> tuple[int, int] | None:
     """(`pageNo`, `pageSize`) of the request that starts at or before index `anchor` and
     reaches furthest past it, or None when none reaches past it (only when `anchor + 1` is

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from typing import Final
 
 import aiohttp
@@ -11,7 +12,7 @@ from adapters.base import Action, ActionResult, FeedPage
 from adapters.errors import Rejected, StaleVersion
 from adapters.hotline12351.client import SYSTEM, Client12351
 from adapters.hotline12351.config import Hotline12351Config
-from adapters.hotline12351.feed import CasesFeedReader
+from adapters.hotline12351.feed import CasesFeedReader, CasesPosition
 from adapters.ratelimit import RequestBudget
 from schemas.hotline12351 import (
     EVENT_BODIES,
@@ -35,6 +36,9 @@ class Hotline12351:
 
     system: str = SYSTEM
     feeds: tuple[str, ...] = ("cases",)
+    window_current: bool = False
+    """The feed is a history: an entry is the case as it stood after one change, and a
+    change made without an entry is not in it; only `fetch` shows a case as it is now."""
 
     def __init__(
         self,
@@ -52,6 +56,12 @@ class Hotline12351:
         if feed != "cases":
             raise ValueError(f"12351 has no feed {feed!r}")
         return await self._reader.read(position)
+
+    def window_position(self, feed: str, since: datetime) -> str:
+        """The feed restarted at `since` (`changed_since`, inclusive), nothing seen."""
+        if feed != "cases":
+            raise ValueError(f"12351 has no feed {feed!r}")
+        return CasesPosition.since(since).encode()
 
     async def fetch(self, native_id: str) -> Case:
         case, _ = await self.client.get_case(native_id)

@@ -10,9 +10,10 @@ event and with a parked record, from which a replay may re-map it with those tab
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, Self
+from typing import Any, Final, Protocol, Self
 
 from bridge.errors import MappingError
 from bridge.mapping import MappingTables
@@ -63,6 +64,17 @@ class IntakePolicy(Protocol):
         """A record back from `dump()` (replaying a dead letter)."""
         ...
 
+    def referral_of(self, record: Any) -> str:
+        """The id of the referral the record belongs to (if it is one), read from the
+        record alone: no store, no mapping tables."""
+        ...
+
+    def missing_actions(self, record: Any, actions: Mapping[str, tuple[str, str]]) -> list[str]:
+        """The keys of the `actions` (key → (kind, outcome)) recorded as having taken
+        effect on this system whose effect `record`, as it stands now, does not show.
+        Only effects the system's spec makes unambiguous are judged."""
+        ...
+
 
 def content_hash(payload: bytes) -> str:
     return hashlib.sha256(payload).hexdigest()
@@ -80,6 +92,22 @@ def snapshot_headers(ref: Referral) -> dict[str, Any]:
 REPLAY_HEADER = "x-bridge-replay"
 """Set on snapshots an admin replays or the reconciler re-publishes: the receiving
 applier then does not drop them as stale (it still performs only what is missing)."""
+
+
+TOOK_EFFECT: Final = frozenset({"applied", "already_applied", "already_signed"})
+"""Action outcomes that mean the action's effect is on the system (performed by the
+bridge, found already there, or done in the system's own UI before the bridge saw it)."""
+
+
+def _event_detail(ref: Referral, intake: Intake) -> dict[str, Any]:
+    """What a snapshot's timeline event records: identifiers and states only (the
+    canonical `state` too, which a reconciliation run compares across the sides)."""
+    return {
+        "version": ref.source_version,
+        "status": ref.native_status,
+        "state": ref.state.value,
+        "mapping": intake.mapping,
+    }
 
 
 async def record_intake(
@@ -103,7 +131,7 @@ async def record_intake(
             ref.referral_id,
             ref.source,
             "not_forwarded",
-            {"version": ref.source_version, "status": ref.native_status, "mapping": intake.mapping},
+            _event_detail(ref, intake),
         )
         return False
     await tx.enqueue(
@@ -119,7 +147,7 @@ async def record_intake(
         ref.referral_id,
         ref.source,
         "snapshot.read",
-        {"version": ref.source_version, "status": ref.native_status, "mapping": intake.mapping},
+        _event_detail(ref, intake),
     )
     return True
 

@@ -25,7 +25,8 @@ READ_TIMEOUT_S = 300.0
 (HTTP calls time out after 10 s, a 429 pauses for at most 60 s)."""
 
 
-def _as_mapping_error(exc: Exception, native_key: str) -> MappingError:
+def as_mapping_error(exc: Exception, native_key: str) -> MappingError:
+    """What an intake raised for a record, as the `MappingError` it is parked with."""
     if isinstance(exc, MappingError):
         if exc.case is None:
             exc.case = native_key
@@ -88,7 +89,7 @@ class Poller:
                     intake = await self.policy.take(self.feed, record, tx, read_at)
                 except (MappingError, ValidationError, ValueError, KeyError, TypeError) as exc:
                     # one record that does not map is parked; the feed goes on
-                    exc = _as_mapping_error(exc, self.policy.native_key(record))
+                    exc = as_mapping_error(exc, self.policy.native_key(record))
                     await park_record(tx, self.policy, self.feed, record, exc)
                     parked += 1
                     log.warning(

@@ -3,16 +3,17 @@ other side become 12345 calls (apply policy). Writes only to 12345."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
 
 from adapters.base import Hotline
 from adapters.errors import AdapterError
-from bridge.engine.intake import Intake, content_hash
+from bridge.engine.intake import TOOK_EFFECT, Intake, content_hash
 from bridge.engine.planner import WITHDRAWN, Plan, Step, plan_12345
 from bridge.mapping import MappingTables, order_to_referral
 from bridge.store import ActionRow, Tx
-from schemas.canonical import Referral
+from schemas.canonical import Referral, referral_id
 from schemas.hotline12345 import Order
 
 SYSTEM: Final = "12345"
@@ -47,6 +48,30 @@ class Intake12345:
 
     def parse(self, data: dict[str, Any]) -> Order:
         return Order.model_validate(data)
+
+    def referral_of(self, record: Order) -> str:
+        if record.sourceSystem == "12351" and record.sourceNo:
+            return referral_id("12351", record.sourceNo)
+        return referral_id(SYSTEM, record.orderNo)
+
+    def missing_actions(self, record: Order, actions: Mapping[str, tuple[str, str]]) -> list[str]:
+        """A sign that took effect shows as any status but `10`; the reply of round N as
+        a `reply` at `reopenCount` N or a later round (as `Apply12345.took_effect` reads
+        them). Returns, extensions and the rest are not judged: 12345 may move on."""
+        missing = []
+        for key, (kind, outcome) in sorted(actions.items()):
+            if outcome not in TOOK_EFFECT:
+                continue
+            if kind == "sign" and record.orderStatus == "10":
+                missing.append(key)
+            elif kind == "reply" and key.startswith("reply:") and key[6:].isdigit():
+                round_ = int(key[6:])
+                shown = record.reopenCount > round_ or (
+                    record.reopenCount == round_ and record.reply is not None
+                )
+                if not shown:
+                    missing.append(key)
+        return missing
 
     async def take(
         self, feed: str, record: Order, tx: Tx, read_at: datetime, *, force: bool = False

@@ -3,12 +3,13 @@ the other side become 12351 calls (apply policy). Writes only to 12351."""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
 
 from adapters.base import Hotline
 from adapters.errors import AdapterError
-from bridge.engine.intake import Intake
+from bridge.engine.intake import TOOK_EFFECT, Intake
 from bridge.engine.planner import Plan, Step, plan_12351
 from bridge.mapping import MappingTables, case_to_referral, concerns_12345
 from bridge.store import Tx
@@ -46,6 +47,26 @@ class Intake12351:
 
     def parse(self, data: dict[str, Any]) -> Case:
         return Case.model_validate(data)
+
+    def referral_of(self, record: Case) -> str:
+        return _referral_id(record)
+
+    def missing_actions(self, record: Case, actions: Mapping[str, tuple[str, str]]) -> list[str]:
+        """An `external_ref` shows as `transfer.external_no` (12351 never changes it once
+        set: another number is a 409); a `withdrawn` as a `closed` case (or `rejected`,
+        on which it is a no-op). Other events only add to the timeline or can be undone
+        by a reopen: not judged."""
+        missing = []
+        for key, (kind, outcome) in sorted(actions.items()):
+            if outcome not in TOOK_EFFECT:
+                continue
+            if kind == "external_ref" and (
+                record.transfer is None or not record.transfer.external_no
+            ):
+                missing.append(key)
+            elif kind == "withdrawn" and record.status not in ("closed", "rejected"):
+                missing.append(key)
+        return missing
 
     async def take(
         self, feed: str, record: Case, tx: Tx, read_at: datetime, *, force: bool = False

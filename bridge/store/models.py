@@ -58,6 +58,26 @@ class ReferralRow:
     updated_at: datetime | None = None
 
 
+@dataclass(slots=True)
+class ReferralFacts:
+    """What the ledger holds of one referral, for a reconciliation run's checks.
+
+    ``state`` is None when the ledger has no such referral; ``numbers``: system → its
+    number (12345 order no., 12351 case no.) as far as known; ``actions``: system →
+    action key → (kind, outcome); ``snapshots``: system → the
+    detail of the last snapshot read of it (``version``, ``status``, ``state``);
+    ``applied``: source system → the last of its versions applied on the other side;
+    ``parked``: the ids of its dead letters still parked.
+    """
+
+    state: str | None = None
+    numbers: dict[str, str] = field(default_factory=dict)
+    actions: dict[str, dict[str, tuple[str, str]]] = field(default_factory=dict)
+    snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
+    applied: dict[str, int] = field(default_factory=dict)
+    parked: list[int] = field(default_factory=list)
+
+
 @dataclass(frozen=True, slots=True)
 class ActionRow:
     """One action a node performed (or decided about) on its own system.

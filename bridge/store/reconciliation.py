@@ -9,14 +9,18 @@ Functions of an open connection; the caller owns the transaction.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .models import ReconciliationRun
+from .browse import CASE_NO_SYSTEM
+from .ledger import _referral as ledger_row
+from .models import ReconciliationRun, ReferralFacts, ReferralRow
+from .tables import actions, dead_letters, events, referrals, source_versions
 from .tables import reconciliation_runs as runs
 
 
@@ -96,3 +100,73 @@ async def purge_finished(conn: AsyncConnection, older_than: datetime, limit: int
     )
     result = await conn.execute(sa.delete(runs).where(runs.c.id.in_(batch)))
     return result.rowcount
+
+
+# What a reconciliation run reads of the ledger -------------------------------------------
+
+
+async def open_referrals(
+    conn: AsyncConnection, system: str, settled: Sequence[str], *, after: str | None, limit: int
+) -> list[ReferralRow]:
+    """A keyset page of the referrals that `system` knows by a native id and whose state
+    is not in `settled`: `referral_id > after`, in `referral_id` order (the primary key:
+    every page costs the same however deep in the ledger it is; no OFFSET)."""
+    query = sa.select(referrals).where(
+        referrals.c.ids[system].as_string().is_not(None),
+        referrals.c.state.not_in(list(settled)),
+    )
+    if after is not None:
+        query = query.where(referrals.c.referral_id > after)
+    query = query.order_by(referrals.c.referral_id).limit(limit)
+    return [ledger_row(row) for row in await conn.execute(query)]
+
+
+SNAPSHOT_EVENTS: Final = ("snapshot.read", "not_forwarded")
+"""The timeline events `bridge.engine.intake.record_intake` writes for each snapshot read."""
+
+
+async def facts(conn: AsyncConnection, referral_ids: Sequence[str]) -> dict[str, ReferralFacts]:
+    """What the ledger says of each referral of a page: its state and numbers, its
+    actions, the last snapshot read of each system, the source versions applied, and its
+    parked dead letters. Five queries for the page, whatever its size."""
+    ids = list(dict.fromkeys(referral_ids))
+    out = {referral_id: ReferralFacts() for referral_id in ids}
+    if not ids:
+        return out
+    r = referrals.c
+    for row in await conn.execute(
+        sa.select(r.referral_id, r.state, r.case_no, r.last_snapshot).where(r.referral_id.in_(ids))
+    ):
+        known = out[row.referral_id]
+        known.state = row.state
+        known.numbers = dict((row.last_snapshot or {}).get("numbers") or {})
+        if row.case_no:
+            known.numbers[CASE_NO_SYSTEM] = row.case_no
+    a = actions.c
+    for row in await conn.execute(
+        sa.select(a.referral_id, a.system, a.key, a.kind, a.outcome).where(a.referral_id.in_(ids))
+    ):
+        out[row.referral_id].actions.setdefault(row.system, {})[row.key] = (row.kind, row.outcome)
+    e = events.c
+    last = (
+        sa.select(sa.func.max(e.id))
+        .where(e.referral_id.in_(ids), e.kind.in_(SNAPSHOT_EVENTS))
+        .group_by(e.referral_id, e.system)
+    )
+    for row in await conn.execute(
+        sa.select(e.referral_id, e.system, e.detail).where(e.id.in_(last.scalar_subquery()))
+    ):
+        out[row.referral_id].snapshots[row.system] = dict(row.detail)
+    v = source_versions.c
+    for row in await conn.execute(
+        sa.select(v.referral_id, v.system, v.version).where(v.referral_id.in_(ids))
+    ):
+        out[row.referral_id].applied[row.system] = int(row.version)
+    d = dead_letters.c
+    for row in await conn.execute(
+        sa.select(d.referral_id, d.id)
+        .where(d.referral_id.in_(ids), d.status == "parked")
+        .order_by(d.id)
+    ):
+        out[row.referral_id].parked.append(int(row.id))
+    return out

@@ -378,6 +378,16 @@ class Store:
         async with self._write() as conn:
             return await reconciliation.finish(conn, run_id, status, counts, self._clock(), report)
 
+    async def open_referrals(
+        self, system: str, settled: Sequence[str], *, after: str | None, limit: int = 200
+    ) -> list[ReferralRow]:
+        """A keyset page of the referrals `system` knows and that are not settled, in
+        `referral_id` order after `after` (see :func:`reconciliation.open_referrals`)."""
+        async with self._read() as conn:
+            return await reconciliation.open_referrals(
+                conn, system, settled, after=after, limit=limit
+            )
+
     async def get_reconciliation(self, run_id: int) -> ReconciliationRun | None:
         """One run, or ``None``."""
         async with self._read() as conn:

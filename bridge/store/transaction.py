@@ -9,11 +9,12 @@ and "an action is recorded with its ledger effects" hold.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from . import dead_letters, events, feeds, ledger, outbox
+from . import dead_letters, events, feeds, ledger, outbox, reconciliation
 from .models import (
     ActionRow,
     Clock,
@@ -21,6 +22,7 @@ from .models import (
     DeadLetterRow,
     OutboxMessage,
     OutboxRow,
+    ReferralFacts,
     ReferralRow,
     Seen,
 )
@@ -124,6 +126,11 @@ class Tx:
     async def set_dead_letter_status(self, letter_id: int, status: str) -> DeadLetterRow | None:
         """Set a dead letter's status in this transaction (``"replayed"`` counts an attempt)."""
         return await dead_letters.set_status(self._conn, letter_id, status, self._clock())
+
+    async def referral_facts(self, referral_ids: Sequence[str]) -> dict[str, ReferralFacts]:
+        """What the ledger holds of each referral of a page (a reconciliation's checks;
+        see :func:`reconciliation.facts`)."""
+        return await reconciliation.facts(self._conn, referral_ids)
 
     async def add_event(
         self, referral_id: str, system: str, kind: str, detail: dict[str, Any]

@@ -177,8 +177,10 @@ async def test_a_dry_run_reconciliation_reports_and_changes_nothing(
         assert done["status"] == "done" and done["report"]["dry_run"] is True
         assert done["counts"]["checked"] >= 2 and done["counts"]["republished"] >= 1
         # the visit the 12345 feed missed; 12351's feed missed nothing
-        [found] = done["report"]["changed"]
+        [found] = [i for i in done["report"]["items"] if i["kind"] == "changed"]
         assert (found["referral_id"], found["system"]) == (f"12345:{no}", "12345")
+        assert found["numbers"] == {"12345": no, "12351": cases_from(sims, no)[0]["case_no"]}
+        assert (found["repaired"], found["why"]) == (False, "dry run")
         assert done["counts"]["changed"] == 1
 
         await asyncio.sleep(2.0)  # what a real run queued would have been applied by now

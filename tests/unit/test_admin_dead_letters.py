@@ -17,12 +17,13 @@ import pytest
 import sqlalchemy as sa
 from structlog.testing import capture_logs
 
+from adapters.base import FeedPage
 from adapters.errors import NotFound, TransientError
 from bridge.admin import jobs
 from bridge.app import PARTNER, Side, topology_of
 from bridge.engine.side12351 import Intake12351
 from bridge.mapping import MappingTables, case_to_referral
-from bridge.reconcile import Reconciler
+from bridge.reconcile import KINDS, Reconciler
 from bridge.store import DeadLetterIn, ReferralRow, Store, tables
 from schemas.hotline12351 import Case
 from tests.unit.adminkit import OPERATE, READ, Admin, admin_node
@@ -428,6 +429,13 @@ class CaseHotline:
     case: Case
     gate: asyncio.Event = field(default_factory=asyncio.Event)
     system: str = "12351"
+    feeds: tuple[str, ...] = ("cases",)
+
+    def window_position(self, feed: str, since: datetime) -> str:
+        return "window"
+
+    async def read_feed(self, feed: str, position: str | None) -> FeedPage[Case]:
+        return FeedPage([], "window")  # its feed lists nothing: every case is read
 
     async def fetch(self, native_id: str) -> Case:
         if native_id == "c2":
@@ -511,25 +519,32 @@ async def test_a_dry_run_compares_and_counts_and_changes_nothing(admin: Admin) -
     done = await wait_for(admin, path, lambda r: r["status"] != "running", "the run's end")
     assert done["status"] == "done" and done["finished_at"] is not None
     assert done["counts"] == {
+        **dict.fromkeys(KINDS, 0),
         "checked": 4,
+        "listed": 0,
+        "read": 4,
         "republished": 1,  # would be
+        "repaired": 0,
         "changed": 1,
         "missing": 2,
         "failed": 1,
-        "parked": 0,
     }
     report = done["report"]
-    assert report["dry_run"] is True
-    assert sorted(m["referral_id"] for m in report["missing"]) == ["r2", "r4"]
-    assert report["failed"] == [{"referral_id": "r3", "system": "12351", "error": "TransientError"}]
-    assert report["changed"] == [
-        {
-            "referral_id": c1,
-            "system": "12351",
-            "ledger_state": "delivered",
-            "source_state": source_state.value,
-        }
-    ]
+    assert report["dry_run"] is True and report["truncated"] is False
+    items = {kind: [i for i in report["items"] if i["kind"] == kind] for kind in KINDS}
+    assert sorted(m["referral_id"] for m in items["missing"]) == ["r2", "r4"]
+    [failed] = items["failed"]
+    assert (failed["referral_id"], failed["system"], failed["detail"]["error"]) == (
+        "r3",
+        "12351",
+        "TransientError",
+    )
+    [changed] = items["changed"]
+    assert changed["referral_id"] == c1 and changed["system"] == "12351"
+    assert changed["detail"]["ledger_state"] == "delivered"
+    assert changed["detail"]["source_state"] == source_state.value
+    assert (changed["repaired"], changed["why"]) == (False, "dry run")
+    assert changed["numbers"] == {"12345": "BJ12345-20261129-000001", "12351": "12351-2026-0000001"}
     # nothing written: no message queued, the ledger and the version seen unchanged
     assert await store.outbox_pending() == []
     assert (await store.get_referral(c1)).state == "delivered"  # type: ignore[union-attr]
@@ -544,7 +559,9 @@ async def test_a_dry_run_compares_and_counts_and_changes_nothing(admin: Admin) -
     done = await wait_for(
         admin, f"/api/v1/reconciliations/{real['id']}", lambda r: r["status"] == "done", "end"
     )
-    assert done["counts"]["republished"] == 1
+    assert done["counts"]["republished"] == 1 and done["counts"]["repaired"] == 1
+    [changed] = [i for i in done["report"]["items"] if i["kind"] == "changed"]
+    assert (changed["referral_id"], changed["repaired"], changed["why"]) == (c1, True, None)
     assert len(await store.outbox_pending()) == 1  # a real run queues the snapshot
 
 
