@@ -9,7 +9,7 @@ from typing import Any, Final
 
 from adapters.base import Hotline
 from adapters.errors import AdapterError
-from bridge.engine.intake import TOOK_EFFECT, Intake
+from bridge.engine.intake import TOOK_EFFECT, Intake, content_hash
 from bridge.engine.planner import Plan, Step, plan_12351
 from bridge.mapping import MappingTables, case_to_referral, concerns_12345
 from bridge.store import Tx
@@ -72,11 +72,21 @@ class Intake12351:
         self, feed: str, record: Case, tx: Tx, read_at: datetime, *, force: bool = False
     ) -> Intake | None:
         # Feed entries are the case as it stood after each change: an entry can be older
-        # than one already read. The case's own version orders them.
+        # than one already read. The case's own version orders them; at the same version
+        # the content decides, since a case fixed by hand in the union's database keeps
+        # its version (and its feed shows nothing): only a read of the case finds it.
         seen = await tx.get_seen(SYSTEM, record.id)
-        if seen is not None and record.version <= seen.seq and not force:
+        digest = _content(record)
+        if (
+            seen is not None
+            and not force
+            and (
+                record.version < seen.seq
+                or (record.version == seen.seq and digest == seen.content_hash)
+            )
+        ):
             return None
-        await tx.put_seen(SYSTEM, record.id, f"v{record.version}", record.version)
+        await tx.put_seen(SYSTEM, record.id, digest, record.version)
         if record.origin is not None and record.origin.system == "12345":
             await tx.put_created(SYSTEM, record.origin.external_no, record.id)
         if not concerns_12345(record) and await tx.get_referral(_referral_id(record)) is None:
@@ -118,3 +128,8 @@ class Apply12351:
 
     async def after_create(self, ref: Referral, native_id: str, tx: Tx) -> None:
         await tx.put_created(SYSTEM, ref.source_no, native_id)
+
+
+def _content(record: Case) -> str:
+    """What the ledger compares of a case: all of it, as 12351 gives it."""
+    return "c" + content_hash(record.model_dump_json().encode())[:40]

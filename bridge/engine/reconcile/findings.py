@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Final
 
 KINDS: Final = (
@@ -33,6 +34,9 @@ class Run:
     dry_run: bool
     systems: tuple[str, ...]
     """Every system a referral crosses between: the keys of each item's `numbers`."""
+    started_at: datetime | None = None
+    """A record changed at or after this is the run's own traffic (its repairs reaching
+    the other side, or normal work the feeds will deliver): taken, never a finding."""
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
     items: list[dict[str, Any]] = field(default_factory=list)
     truncated: bool = False

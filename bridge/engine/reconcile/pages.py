@@ -32,6 +32,11 @@ class PageSide(Protocol):
     intake: IntakePolicy
 
 
+def _during(run: Run, changed_at: datetime | None) -> bool:
+    """The record changed after the run began: not something the feeds missed."""
+    return run.started_at is not None and changed_at is not None and changed_at >= run.started_at
+
+
 @dataclass
 class _Handled:
     """One record of a page as the run handled it."""
@@ -112,7 +117,7 @@ class PageTaker:
                 continue  # handled outside the bridge: no crossing case
             run.counts["republished"] += 1
             queued = True
-            if not reported:
+            if not reported and not _during(run, ref.updated_at):
                 if listed:
                     covered[native_id] = True
                 run.found(

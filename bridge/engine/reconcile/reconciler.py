@@ -79,7 +79,8 @@ class Reconciler:
     async def perform(self, run_id: int, *, trigger: str, dry_run: bool = False) -> None:
         """Carry out the run `run_id` (created by `Store.create_reconciliation`) and
         finish it `done`, or `failed` if anything raises (re-raised) or it is cancelled."""
-        run = Run(run_id, dry_run, tuple(sorted({*self.partner, *self.partner.values()})))
+        systems = tuple(sorted({*self.partner, *self.partner.values()}))
+        run = Run(run_id, dry_run, systems, started_at=self.clock())
         status = "failed"
         try:
             for side in self.sides.values():
