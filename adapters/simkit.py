@@ -11,11 +11,14 @@ Control API (JSON, on each simulator's server, outside its base path):
 | `DELETE /_sim/faults` | – | all faults off |
 | `GET /_sim/state` | – | dump the whole state (simulator-specific), with `calls` |
 | `POST /_sim/counters/reset` | – | forget the calls counted so far (`CallLog`) |
+| `GET /_sim/calls?route=` | – | `{"items": [Call]}`: the calls answered, oldest first |
 
 `CallLog` counts every API call per client and keeps a record of each one the simulator
 refused, apart from the answers of the rate limit (`rate_limited`) and of injected
-faults (`faulted`): a test can say "zero refused" with faults on. `DELETE /_sim/faults`
-leaves it alone. Each simulator adds its own seed / workflow routes.
+faults (`faulted`): a test can say "zero refused" with faults on. It also keeps the last
+`TRACE_MAX` calls (`Call`: when, by whom, which route and query), so that a test can
+count one kind of call over a stretch of time. `DELETE /_sim/faults` leaves it alone.
+Each simulator adds its own seed / workflow routes.
 """
 
 from __future__ import annotations
@@ -170,6 +173,24 @@ SIM_CLIENT: Final = web.RequestKey("sim_client", str)  # the caller, once the AP
 SIM_FAULT: Final = web.RequestKey("sim_fault", str)  # set when a `Fault` kind answered
 
 
+TRACE_MAX: Final = 200_000
+"""The most calls a `CallLog` remembers one by one (the oldest go first)."""
+
+
+@dataclass(frozen=True)
+class Call:
+    """One API call as a simulator answered it: `at` on the real wall clock (epoch
+    seconds, not the simulated clock: rates are measured in real time), the client, the
+    route template, the query parameters (paging, times, identifiers; never a body) and
+    what answered it: `api`, `rate_limited` or `faulted`."""
+
+    at: float
+    client: str
+    route: str  # "GET /orders/{orderNo}"
+    query: dict[str, str]
+    answered_by: str
+
+
 @dataclass(frozen=True)
 class Refusal:
     """One call the simulator refused. `message` is the simulator's own error text
@@ -190,6 +211,7 @@ class CallLog:
     def __init__(self, clock: SimClock) -> None:
         self.clock = clock
         self.refusals: list[Refusal] = []
+        self.trace: deque[Call] = deque(maxlen=TRACE_MAX)
         self._requests: Counter[str] = Counter()
         self._answered_by: Counter[str] = Counter()
 
@@ -199,6 +221,8 @@ class CallLog:
         client = request.get(SIM_CLIENT, "anonymous")
         self._requests[client] += 1
         kind = request.get(SIM_FAULT)
+        query = dict(request.query)
+        self.trace.append(Call(time.time(), client, route, query, kind or "api"))
         if kind is not None:
             self._answered_by[kind] += 1
         elif refusal is not None:
@@ -219,8 +243,13 @@ class CallLog:
     def dump(self) -> dict[str, Any]:
         return {"counts": self.counts, "refusals": [asdict(r) for r in self.refusals]}
 
+    def calls_to(self, route: str | None = None) -> list[Call]:
+        """The remembered calls (to `route`, e.g. `"GET /orders/{orderNo}"`), oldest first."""
+        return [c for c in self.trace if route is None or c.route == route]
+
     def reset(self) -> None:
         self.refusals.clear()
+        self.trace.clear()
         self._requests.clear()
         self._answered_by.clear()
 
@@ -318,12 +347,17 @@ def control_routes(
         calls.reset()
         return web.json_response(calls.dump())
 
+    async def list_calls(request: web.Request) -> web.Response:
+        items = [asdict(c) for c in calls.calls_to(request.query.get("route"))]
+        return web.json_response({"items": items}, dumps=_dumps)
+
     return [
         web.post("/_sim/advance", advance),
         web.post("/_sim/faults", set_faults),
         web.delete("/_sim/faults", clear_faults),
         web.get("/_sim/state", state),
         web.post("/_sim/counters/reset", reset_counters),
+        web.get("/_sim/calls", list_calls),
     ]
 
 

@@ -1,5 +1,6 @@
 """The 12345 simulator's own `/_sim` routes: dispatching orders, playing 12345 and its
-district units, revoking tokens and running the workflow driver (see `simulator`)."""
+district units (on a server with a slow clock too: `clock_behind_s`), hand fixes in its
+database (`edit`), revoking tokens and running the workflow driver (see `simulator`)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,18 @@ from adapters.hotline12345.sim_driver import WorkflowDriver
 from adapters.hotline12345.sim_state import BusinessError, OrderBook
 from schemas.hotline12345 import TIME_FORMAT
 
-STEPS = ("visit", "reopen", "withdraw", "close", "touch", "sign", "reply", "extension", "return")
+STEPS = (
+    "visit",
+    "reopen",
+    "withdraw",
+    "close",
+    "touch",
+    "edit",
+    "sign",
+    "reply",
+    "extension",
+    "return",
+)
 
 
 def control_routes_12345(
@@ -21,13 +33,15 @@ def control_routes_12345(
 ) -> list[web.RouteDef]:
     async def dispatch(request: web.Request) -> web.Response:
         body = await _json(request)
-        now = book.now()
+        behind = _clock_behind(body)
         if isinstance(body.get("orders"), list):
             batch = body["orders"]
         else:
             fields = {k: v for k, v in body.items() if k != "count"}
             batch = [fields] * int(body.get("count", 1))
-        order_nos = [book.dispatch(fields, now=now) for fields in batch]
+        with book.slow_clock(behind):
+            now = book.now()
+            order_nos = [book.dispatch(fields, now=now) for fields in batch]
         return web.json_response({"orderNos": order_nos}, status=201)
 
     async def step(request: web.Request) -> web.Response:
@@ -35,8 +49,12 @@ def control_routes_12345(
         if name not in STEPS:
             raise web.HTTPNotFound(text=f"unknown step {name}; steps: {', '.join(STEPS)}")
         body = await _json(request)
+        behind = _clock_behind(body)
         try:
-            apply_step(book, order_no, name, body)
+            with book.slow_clock(behind):
+                apply_step(book, order_no, name, body)
+        except ValueError as exc:
+            raise web.HTTPBadRequest(text=str(exc)) from None
         except BusinessError as exc:
             status = 404 if exc.code == "40401" else 409
             return web.json_response({"code": exc.code, "error": exc.msg}, status=status)
@@ -74,9 +92,10 @@ def control_routes_12345(
 
 
 def apply_step(book: OrderBook, order_no: str, name: str, body: dict[str, Any]) -> None:
-    """One step by 12345 itself (visit, reopen, withdraw, close, touch) or by the order's
-    own handling unit (sign, reply, extension, return: the partner-created orders' district
-    units), under the same rules as the API."""
+    """One step by 12345 itself (visit, reopen, withdraw, close, touch, edit) or by the
+    order's own handling unit (sign, reply, extension, return: the partner-created orders'
+    district units), under the same rules as the API. Raises `BusinessError` when a rule
+    refuses it, `ValueError` for an edit that is not one (`OrderBook.edit`)."""
     order = book.get(order_no)
     unit = f"unit:{order['unitCode']}"
     if name == "visit":
@@ -89,6 +108,13 @@ def apply_step(book: OrderBook, order_no: str, name: str, body: dict[str, Any]) 
         book.close(order_no)
     elif name == "touch":
         book.touch(order_no)
+    elif name == "edit":
+        fields = body.get("fields")
+        if not isinstance(fields, dict) or not fields:
+            raise ValueError('an edit is {"fields": {...}, "updateTime"?: "yyyy-MM-dd HH:mm:ss"}')
+        stamp = body.get("updateTime")
+        when = datetime.strptime(str(stamp), TIME_FORMAT) if stamp is not None else None
+        book.edit(order_no, fields, when)
     elif name == "sign":
         book.sign(order_no, str(body.get("handler", "区级承办人")), unit)
     elif name == "reply":
@@ -104,6 +130,14 @@ def apply_step(book: OrderBook, order_no: str, name: str, body: dict[str, Any]) 
         book.extension(order_no, str(body.get("reason", "情况复杂，申请延期")), deadline, unit)
     elif name == "return":
         book.return_order(order_no, str(body.get("reason", "不属于本单位职责")), unit)
+
+
+def _clock_behind(body: dict[str, Any]) -> float:
+    """Pops `clock_behind_s` (seconds the writing server's clock is slow; default 0)."""
+    value = body.pop("clock_behind_s", 0)
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < 1e9:
+        raise web.HTTPBadRequest(text="clock_behind_s must be a number of seconds >= 0")
+    return float(value)
 
 
 async def _json(request: web.Request) -> dict[str, Any]:

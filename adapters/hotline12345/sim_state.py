@@ -1,13 +1,18 @@
 """The simulated 12345 work-order system's state and rules (no HTTP here).
 
 Orders are kept as wire dicts (what `GET /orders/{orderNo}` returns); every change stamps
-`updateTime` with the simulated Beijing second. A refused action raises `BusinessError`
-with the envelope code the spec gives it.
+`updateTime` with the simulated Beijing second, as the application server that makes it
+reads its clock: `slow_clock(s)` plays a server whose clock runs `s` seconds behind, so
+what it writes carries times below ones 12345 already served (the feed's mark). `edit`
+plays a hand fix in 12345's database: fields change, `updateTime` does not move forward.
+A refused action raises `BusinessError` with the envelope code the spec gives it.
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, Final
 
@@ -55,10 +60,25 @@ class OrderBook:
         self.extended: set[str] = set()
         self.actions: list[dict[str, Any]] = []
         self._seq = 0
+        self._behind = timedelta(0)
 
     def now(self) -> datetime:
-        """Simulated Beijing wall clock, to the second (12345's resolution)."""
-        return self.clock.now_beijing().replace(tzinfo=None, microsecond=0)
+        """The Beijing wall clock of the server making the change, to the second (12345's
+        resolution): the simulated clock, less `slow_clock`'s lag inside one."""
+        return (self.clock.now_beijing() - self._behind).replace(tzinfo=None, microsecond=0)
+
+    @contextmanager
+    def slow_clock(self, seconds: float) -> Iterator[None]:
+        """What happens inside is written by a server whose clock is `seconds` behind:
+        every time it stamps (`updateTime`, `dispatchTime`, `replyTime`, …) is that much
+        earlier. Raises `ValueError` for a negative lag."""
+        if not seconds >= 0:
+            raise ValueError("clock_behind_s must be a number >= 0")
+        before, self._behind = self._behind, timedelta(seconds=seconds)
+        try:
+            yield
+        finally:
+            self._behind = before
 
     def get(self, order_no: str) -> dict[str, Any]:
         try:
@@ -154,6 +174,21 @@ class OrderBook:
         """A change that only moves `updateTime` (the shift-between-pages fault)."""
         self._touch(self.get(order_no))
         self.log(order_no, "touch", "12345")
+
+    def edit(self, order_no: str, fields: dict[str, Any], update_time: datetime | None) -> None:
+        """A hand fix in 12345's database: `fields` (order fields other than `orderNo`
+        and `updateTime`) replaced as given, `updateTime` left as it was or set to
+        `update_time`, which may not be later than now. Raises `ValueError` otherwise."""
+        order = self.get(order_no)
+        unknown = sorted(set(fields) - (set(order) - {"orderNo", "updateTime"}))
+        if unknown:
+            raise ValueError(f"not fields an edit may change: {', '.join(unknown)}")
+        if update_time is not None and update_time > self.now():
+            raise ValueError("an edit does not move updateTime past now")
+        order.update(fields)
+        if update_time is not None:
+            order["updateTime"] = fmt(update_time)
+        self.log(order_no, "edit", "12345", {"fields": sorted(fields)})
 
     # --- a handling unit's actions ------------------------------------------------------
 

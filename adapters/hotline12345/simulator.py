@@ -12,6 +12,8 @@ simulated clock, plain-text 429 / 5xx, strict paging and validation. Control rou
 - `GET /_sim/state`: `{"now", "unitCode", "orders", "requestIds", "extended", "actions",
   "tokensIssued", "driver", "calls"}`; `calls` is `{"counts", "refusals"}` (below).
 - `POST /_sim/counters/reset`: forget the calls counted so far.
+- `GET /_sim/calls?route=<"GET /orders/{orderNo}">`: the calls answered one by one, oldest
+  first (simkit `Call`: real wall time, client, route, query), to count a kind of call.
 - `POST /_sim/orders`: order fields, `{"count": n, ...fields}` or `{"orders": [fields]}`:
   dispatch order(s), all in one second (status 10, our unit unless `unitCode` says
   otherwise, random realistic fields) → 201 `{"orderNos": [...]}`.
@@ -20,14 +22,24 @@ simulated clock, plain-text 429 / 5xx, strict paging and validation. Control rou
   `close` (30/40 → 50), `touch` (only `updateTime` moves); as the order's own unit (the
   district units of partner-created orders): `sign {handler?}`, `reply {content,
   resolved, handler?}`, `extension {newDeadline, reason}`, `return {reason}`.
+- `clock_behind_s` (seconds ≥ 0) in the body of a dispatch or a step: the application
+  server that writes it has a clock that many seconds slow, so every time it stamps
+  (`updateTime`, `dispatchTime`, `acceptTime`, `deadline`, `replyTime`, `visitTime`, the
+  action log's) is that much earlier, possibly below the `updateTime` of orders 12345
+  already served: an incremental `updatedSince` read past that mark never returns it.
+- `POST /_sim/orders/{no}/edit` `{"fields": {...}, "updateTime"?: "yyyy-MM-dd HH:mm:ss"}`:
+  a hand fix in 12345's database: the given order fields (any but `orderNo` and
+  `updateTime`) replaced as they are, `updateTime` left as it was or set to the given time
+  (not later than now); 400 for anything else. Lists sort it by that `updateTime`.
 - `POST /_sim/tokens/revoke` `{"token"?}`: revoke one token or all → `{"revoked": n}`.
 - `POST /_sim/driver` `{"dispatch_per_s": x, "advance": bool, "min_age_s"?: s}` or
   `{"stop": true}`: start / retune / stop the workflow driver (`sim_driver`); `DELETE`
   stops it.
 
 Order steps answer the order (200), 409 `{"code", "error"}` when a rule refuses, 404 when
-there is no such order. Python access for in-process tests: `sim.orders`, `sim.actions`,
-`sim.book` (rules), `sim.tokens`, `sim.clock`, `sim.faults`, `sim.driver`, `sim.calls`.
+there is no such order, 400 for a malformed control body. Python access for in-process
+tests: `sim.orders`, `sim.actions`, `sim.book` (rules, `book.slow_clock(s)`, `book.edit`),
+`sim.tokens`, `sim.clock`, `sim.faults`, `sim.driver`, `sim.calls`.
 
 Refused calls (`sim.refusals`, `sim.counts`, simkit's `CallLog`): every API answer with an
 envelope code other than `0` and `40901` (a replay is a success), and every other HTTP

@@ -1,5 +1,6 @@
 """The 12351 simulator's own side: what the union's agents do (record cases, move them
-through the workflow), realistic random cases, and the background workflow driver."""
+through the workflow), hand fixes in its database, realistic random cases, and the
+background workflow driver."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from datetime import timedelta
 from typing import Annotated, Any, Final, Literal
 
 import structlog
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, ValidationError
 
 from adapters.hotline12351.sim_requests import (
     NonEmpty,
@@ -36,6 +37,8 @@ from schemas.hotline12351 import (
     DESCRIPTION_MAX,
     DISTRICT_CODES,
     SUBJECT_MAX,
+    Case,
+    CaseStatus,
     Priority,
     Satisfaction,
     ServiceType,
@@ -139,6 +142,31 @@ def agent_step(book: CaseBook, case_id: str, body: Any) -> dict[str, Any]:
     agent = str(params.pop("agent", DEFAULT_AGENT))
     checked = validate(STEP_PARAMS[action], params)
     return book.agent_step(case_id, action, checked.model_dump(exclude_unset=True), agent)
+
+
+FIXED_BY_THE_SYSTEM: Final = frozenset({"id", "case_no", "created_at", "updated_at", "version"})
+STATUSES: Final = frozenset(CaseStatus.__args__)  # type: ignore[attr-defined]
+
+
+def fix_case(book: CaseBook, case_id: str, body: Any) -> dict[str, Any]:
+    """`POST /_sim/cases/{id}/fix`: case fields as a hand fix in the database writes them
+    (`CaseBook.fix`). 422 for a field the case does not have or the system keeps
+    (`FIXED_BY_THE_SYSTEM`), a status outside the spec's, or a case that no longer reads
+    as a case."""
+    case = book.get(case_id)
+    if not isinstance(body, dict) or not body:
+        raise Problem(422, "the body must be an object of case fields")
+    wrong = sorted(set(body) - set(case) | set(body) & FIXED_BY_THE_SYSTEM)
+    if wrong:
+        raise Problem(422, "not fields a fix may change", [(f"/{k}", "") for k in wrong])
+    if "status" in body and body["status"] not in STATUSES:
+        raise Problem(422, "not a 12351 status", [("/status", str(body["status"]))])
+    try:
+        Case.model_validate(case | body)
+    except ValidationError as exc:
+        pointers = [("/" + "/".join(map(str, e["loc"])), e["msg"]) for e in exc.errors()]
+        raise Problem(422, "the fixed case would not be a case", pointers) from None
+    return book.fix(case_id, body)
 
 
 def _phone(rng: random.Random) -> str:

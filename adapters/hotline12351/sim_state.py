@@ -2,7 +2,8 @@
 and every rule of the spec about what an event or an agent's step may change.
 
 Every change bumps the case's `version`, stamps `updated_at`, appends one timeline event
-and one feed entry (a copy of the case right after the change). Rule breaches raise
+and one feed entry (a copy of the case right after the change), except a hand fix in the
+union's database (`fix`), which changes the case and nothing else. Rule breaches raise
 `Problem` (rendered as problem+json by the API layer).
 """
 
@@ -260,6 +261,14 @@ class CaseBook:
         if target is not None:
             case["status"] = target
         self._change(case, event_type, f"agent:{agent}", params)
+        return case
+
+    def fix(self, case_id: str, fields: dict[str, Any]) -> dict[str, Any]:
+        """A hand fix in the database: `fields` replace the case's as given (checked by
+        the caller), while `version`, `updated_at`, the timeline and the feed stay as they
+        were: no `changed_since` read ever shows it, only `GET /cases/{id}`."""
+        case = self.get(case_id)
+        case.update(copy.deepcopy(fields))
         return case
 
     # --- bookkeeping -----------------------------------------------------------------

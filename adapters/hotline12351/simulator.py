@@ -10,6 +10,8 @@ The interface of `specs/hotline-12351.md` is served under `/integration/v1`
 - `GET /_sim/state`: `{"now", "cases", "events", "feed_length", "cursors", "driver",
   "calls"}`; `calls` is `{"counts", "refusals"}` (below).
 - `POST /_sim/counters/reset`: forget the calls counted so far.
+- `GET /_sim/calls?route=<"GET /cases/{id}">`: the calls answered one by one, oldest
+  first (simkit `Call`: real wall time, client, route, query), to count a kind of call.
 - `POST /_sim/cases`: agents record case(s) → 201 `{"items": [...]}`. Body: the fields of
   one case (`subject` required; `service_type`, `priority`, `district_code`, `channel`,
   `worker {name, phone, employer, member_card_no, is_member, confidential}`,
@@ -20,12 +22,20 @@ The interface of `specs/hotline-12351.md` is served under `/integration/v1`
   `respond {text, resolved}`, `callback {satisfaction, note}`, `close`,
   `reject {reason}`, `transfer {to, reason, category}`,
   `request_extension {new_deadline, reason}` (once, partner cases only).
+- `POST /_sim/cases/{id}/fix` `{field: value, ...}`: a hand fix in the union's database
+  (a status set back or forward, a response filled in): the case's fields (any but `id`,
+  `case_no`, `created_at`, `updated_at`, `version`) replaced as given, while its
+  `version`, `updated_at`, timeline and feed stay as they were, so no cursor or
+  `changed_since` read shows the change; only `GET /cases/{id}` (and `case_no=`) does.
+  → the case; 422 for another field, a status outside the spec's or a case that would no
+  longer read as one.
 - `POST /_sim/cursors/expire`: every cursor issued so far answers 410.
 - `POST /_sim/driver` `{"cases_per_s": x, "transfer_share"?: s}`: start, retune or stop
   (`0`) the background workflow driver.
 
 Python access for in-process tests: `sim.cases`, `sim.events`, `sim.record_case()`,
-`sim.agent()`, `sim.expire_cursors()`, `sim.clock`, `sim.faults`, `sim.calls`.
+`sim.agent()`, `sim.fix_case()`, `sim.expire_cursors()`, `sim.clock`, `sim.faults`,
+`sim.calls`.
 
 Refused calls (`sim.refusals`, `sim.counts`, simkit's `CallLog`): every 4xx answer (400,
 401, 404, 409, 410, 412, 422, a replayed one too) unless an injected fault gave it
@@ -43,7 +53,7 @@ from typing import Any, Final
 from aiohttp import web
 
 from adapters.hotline12351.sim_api import BASE_PATH, Api, refusal_of
-from adapters.hotline12351.sim_control import WorkflowDriver, agent_step, record_cases
+from adapters.hotline12351.sim_control import WorkflowDriver, agent_step, fix_case, record_cases
 from adapters.hotline12351.sim_requests import Problem, problem_response
 from adapters.hotline12351.sim_state import CaseBook
 from adapters.simkit import (
@@ -101,6 +111,11 @@ class Simulator12351(CountsCalls):
         """One agent step (same as `POST /_sim/cases/{id}/agent`); raises `Problem`."""
         return agent_step(self.book, case_id, {"action": action, **params})
 
+    def fix_case(self, case_id: str, **fields: Any) -> dict[str, Any]:
+        """A hand fix in the database (same as `POST /_sim/cases/{id}/fix`); raises
+        `Problem`."""
+        return fix_case(self.book, case_id, fields)
+
     def expire_cursors(self) -> int:
         return self.book.expire_cursors()
 
@@ -123,6 +138,7 @@ class Simulator12351(CountsCalls):
             [
                 web.post("/_sim/cases", self._post_cases),
                 web.post("/_sim/cases/{id}/agent", self._post_agent),
+                web.post("/_sim/cases/{id}/fix", self._post_fix),
                 web.post("/_sim/cursors/expire", self._post_expire),
                 web.post("/_sim/driver", self._post_driver),
             ]
@@ -143,6 +159,10 @@ class Simulator12351(CountsCalls):
     async def _post_agent(self, request: web.Request) -> web.Response:
         case_id = request.match_info["id"]
         return await _control(request, lambda b: (agent_step(self.book, case_id, b), 200))
+
+    async def _post_fix(self, request: web.Request) -> web.Response:
+        case_id = request.match_info["id"]
+        return await _control(request, lambda b: (fix_case(self.book, case_id, b), 200))
 
     async def _post_expire(self, request: web.Request) -> web.Response:
         return web.json_response({"expired": self.expire_cursors()})

@@ -1,13 +1,16 @@
 """The 12345 simulator's own promises: strict paging, reopen semantics, realistic seed
-data, the state dump and the workflow driver."""
+data, the state dump, the workflow driver, and what the feeds miss in practice (changes
+stamped by a server with a slow clock, hand fixes)."""
 
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 from fixtures_12345 import (  # noqa: F401  (fixtures imported for their registration)
     create_request,
+    h12345_adapter_fixture,
     h12345_client_fixture,
     h12345_config_fixture,
     h12345_ctl_fixture,
@@ -17,7 +20,15 @@ from fixtures_12345 import (  # noqa: F401  (fixtures imported for their registr
 )
 
 from adapters.errors import StatusNotAllowed
-from schemas.hotline12345 import DISTRICTS, Order, ReplyRequest, SignRequest, is_valid_phone
+from adapters.hotline12345.sim_state import DEADLINES
+from schemas.hotline12345 import (
+    DISTRICTS,
+    TIME_FORMAT,
+    Order,
+    ReplyRequest,
+    SignRequest,
+    is_valid_phone,
+)
 
 SIGN = SignRequest(handler="12351职工服务热线")
 
@@ -135,3 +146,95 @@ async def test_workflow_driver_dispatches_and_moves_orders_along(
     assert len(dispatched) >= 10
     replies = [a for a in h12345_sim.actions if a["action"] == "reply"]
     assert any(a["orderNo"] == created and a["by"].startswith("unit:QX") for a in replies)
+
+
+# --- what the feeds miss in practice (issue 9): a slow server clock, a hand fix ---------
+
+
+async def _drain(adapter, feed: str, position: str | None = None):
+    records = []
+    for _ in range(50):
+        page = await adapter.read_feed(feed, position)
+        records += page.records
+        position = page.position
+        if not page.more:
+            return records, position
+    raise AssertionError("the feed never ran dry")
+
+
+async def test_a_dispatch_on_a_slow_clock_lands_below_the_feeds_mark_and_is_never_read(
+    h12345_adapter, h12345_client, h12345_ctl, h12345_sim
+):
+    await h12345_ctl.dispatch()
+    await h12345_ctl.advance(30)
+    await h12345_ctl.dispatch()
+    read, position = await _drain(h12345_adapter, "dispatched")
+    assert len(read) == 2
+    await h12345_ctl.advance(30)
+    late = (await h12345_ctl.post("/_sim/orders", {"clock_behind_s": 3600}))["orderNos"][0]
+    order = h12345_sim.orders[late]
+    stamped = h12345_sim.book.clock.now_beijing().replace(tzinfo=None, microsecond=0)
+    assert order["updateTime"] == order["dispatchTime"]
+    assert order["updateTime"] <= (stamped - timedelta(seconds=3600)).strftime(TIME_FORMAT)
+    assert order["deadline"] < (stamped + DEADLINES[order["urgency"]]).strftime(TIME_FORMAT)
+    assert (await _drain(h12345_adapter, "dispatched", position))[0] == []  # below the mark
+    page = await h12345_client.list_dispatched(None, 1, 200)
+    assert page.records[0].orderNo == late  # a list from the start has it, first
+    assert (await h12345_client.get_order(late)).orderStatus == "10"
+
+
+async def test_a_step_on_a_slow_clock_sets_update_time_back_and_the_feed_misses_it(
+    h12345_adapter, h12345_client, h12345_ctl, h12345_sim
+):
+    order_no = await h12345_ctl.dispatch()
+    await h12345_client.sign(order_no, SIGN)
+    await h12345_client.reply(
+        order_no, ReplyRequest(content="已处理。", handler="张敏", resolved=True)
+    )
+    replied = h12345_sim.orders[order_no]["updateTime"]
+    _, position = await _drain(h12345_adapter, "dispatched")
+    await h12345_ctl.advance(60)
+    visited = await h12345_ctl.step(order_no, "visit", satisfaction="2", clock_behind_s=600)
+    assert visited["orderStatus"] == "40" and visited["updateTime"] < replied
+    assert visited["visit"]["visitTime"] == visited["updateTime"]
+    assert (await _drain(h12345_adapter, "dispatched", position))[0] == []
+    assert (await h12345_client.get_order(order_no)).orderStatus == "40"
+    assert h12345_sim.book.now().strftime(TIME_FORMAT) > replied  # the clock itself is fine
+
+
+async def test_an_edit_is_a_hand_fix_that_never_moves_update_time_forward(
+    h12345_ctl, h12345_sim, h12345_session, h12345_root
+):
+    order_no = await h12345_ctl.dispatch(content="长" * 4001)
+    before = h12345_sim.orders[order_no]["updateTime"]
+    await h12345_ctl.advance(60)
+    fixed = await h12345_ctl.step(order_no, "edit", fields={"content": "来电人反映拖欠工资。"})
+    assert fixed["content"] == "来电人反映拖欠工资。" and fixed["updateTime"] == before
+    back = await h12345_ctl.step(
+        order_no, "edit", fields={"urgency": "2"}, updateTime="2026-11-29 08:00:00"
+    )
+    assert (back["urgency"], back["updateTime"]) == ("2", "2026-11-29 08:00:00")
+    assert h12345_sim.actions[-1] == h12345_sim.actions[-1] | {
+        "orderNo": order_no,
+        "action": "edit",
+        "body": {"fields": ["urgency"]},
+    }
+    refused = [
+        {"fields": {"orderNo": "BJ12345-x"}},
+        {"fields": {"updateTime": "2026-11-29 08:00:00"}},
+        {"fields": {"noSuchField": 1}},
+        {"fields": {}},
+        {"fields": {"urgency": "1"}, "updateTime": "2099-01-01 00:00:00"},  # past now
+        {"fields": {"urgency": "1"}, "updateTime": "yesterday"},
+        {"fields": {"urgency": "1"}, "clock_behind_s": -5},
+    ]
+    for body in refused:
+        async with h12345_session.post(
+            f"{h12345_root}/_sim/orders/{order_no}/edit", json=body
+        ) as resp:
+            assert resp.status == 400, body
+    assert h12345_sim.orders[order_no]["updateTime"] == "2026-11-29 08:00:00"
+    async with h12345_session.post(
+        f"{h12345_root}/_sim/orders/BJ12345-none/edit", json={"fields": {"urgency": "1"}}
+    ) as resp:
+        assert resp.status == 404

@@ -1,5 +1,6 @@
 """The 12351 simulator's own control side (`/_sim`): what tests, the demo and the
-benchmark drive it with. Strictness here keeps the other tests honest."""
+benchmark drive it with, hand fixes that no feed shows included. Strictness here keeps
+the other tests honest."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import re
 
 from fixtures_12351 import (  # noqa: F401  (fixtures imported for their registration)
+    START,
     Sim12351,
     s12351_fixture,
 )
@@ -139,3 +141,69 @@ async def test_driver_route_starts_records_cases_and_stops(s12351: Sim12351):
     await asyncio.sleep(0.15)
     assert len(s12351.sim.cases) == recorded
     assert (await s12351.control("POST", "/driver", {"cases_per_s": -1}))[0] == 422
+
+
+# --- a hand fix in the union's database (issue 9: what no feed shows) -------------------
+
+
+async def _drain(s12351: Sim12351, position: str | None) -> tuple[list[Case], str]:
+    records: list[Case] = []
+    for _ in range(50):
+        page = await s12351.hotline.read_feed("cases", position)
+        records += page.records
+        position = page.position
+        if not page.more:
+            return records, position
+    raise AssertionError("the feed never ran dry")
+
+
+async def test_a_hand_fix_shows_in_get_but_in_no_feed_or_changed_since_read(s12351: Sim12351):
+    case = await s12351.partner_case()
+    for step in ("dispatch", "handle"):
+        s12351.sim.agent(case["id"], step)
+    _, position = await _drain(s12351, None)
+    before = dict(s12351.sim.cases[case["id"]])
+    timeline = list(s12351.sim.events[case["id"]])
+    feed_length = len(s12351.sim.book.feed)
+    s12351.clock.advance(60)
+    response = {
+        "text": "已协调单位补发工资",
+        "responder": "王芳",
+        "responded_at": "2026-11-29T10:00:00.000+08:00",
+        "resolved": True,
+    }
+    status, fixed = await s12351.control(
+        "POST", f"/cases/{case['id']}/fix", {"status": "responded", "response": response}
+    )
+    assert status == 200 and (fixed["status"], fixed["response"]) == ("responded", response)
+    assert (fixed["version"], fixed["updated_at"]) == (before["version"], before["updated_at"])
+    got, version = await s12351.client.get_case(case["id"])
+    assert (got.status, version) == ("responded", before["version"])  # ETag unchanged too
+    assert s12351.sim.events[case["id"]] == timeline
+    assert len(s12351.sim.book.feed) == feed_length
+    assert (await _drain(s12351, position))[0] == []
+    since = await s12351.client.changed_since(START)
+    assert [c.status for c in since.items] == ["received", "dispatched", "handling"]
+    assert (await s12351.client.find_by_case_no(case["case_no"])).status == "responded"
+
+
+async def test_a_hand_fix_may_change_only_what_a_case_has_and_stays_a_case(s12351: Sim12351):
+    case = await s12351.partner_case()
+    path = f"/cases/{case['id']}/fix"
+    refused = [
+        {"version": 9},
+        {"updated_at": "2026-11-29T10:00:00+08:00"},
+        {"id": "other"},
+        {"urgency": "3"},  # not a case field
+        {"status": "archived"},  # not a 12351 status
+        {"response": {"responder": "王芳"}},  # a response has its text
+        {},
+    ]
+    for body in refused:
+        status, problem = await s12351.control("POST", path, body)
+        assert status == 422 and problem["status"] == 422, body
+    assert s12351.sim.cases[case["id"]] == case
+    status, fixed = await s12351.control("POST", path, {"priority": "alert"})
+    assert status == 200 and fixed["priority"] == "alert" and fixed["version"] == 1
+    assert s12351.sim.fix_case(case["id"], priority="normal")["priority"] == "normal"
+    assert (await s12351.control("POST", "/cases/no-such-case/fix", {"priority": "high"}))[0] == 404

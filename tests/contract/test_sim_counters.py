@@ -1,9 +1,10 @@
 """Both simulators count the calls they answer and record each one they refused, apart
 from what the rate limit (`rate_limited`) and injected faults (`faulted`) answered, so
-a test can say "zero refused" with faults on."""
+a test can say "zero refused" with faults on; and they remember each call one by one."""
 
 from __future__ import annotations
 
+import time
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -254,3 +255,53 @@ async def test_12351_a_lost_answer_replays_with_its_idempotency_key(s12351: Sim1
     )
     assert replayed and again.status == "closed"
     assert s12351.sim.counts["faulted"] == 1 and s12351.sim.counts["refused"] == 0
+
+
+# --- every call one by one: what a test counts a kind of call over a stretch of time by --
+
+
+async def test_12345_each_call_is_remembered_with_its_route_query_and_who_answered(
+    h12345_client, h12345_ctl, h12345_sim, h12345_session, h12345_root
+):
+    started = time.time()
+    order_no = await h12345_ctl.dispatch()
+    await h12345_client.list_dispatched(datetime(2026, 11, 29, 9, 0), 1, 50)
+    await h12345_ctl.faults(burst_429=1)
+    with pytest.raises(RateLimited):
+        await h12345_client.get_order(order_no)
+    await h12345_client.get_order(order_no)
+    calls = h12345_sim.calls.calls_to()
+    assert [(c.route, c.answered_by) for c in calls] == [
+        ("POST /oauth/token", "api"),
+        ("GET /orders/dispatched", "api"),
+        ("GET /orders/{orderNo}", "faulted"),
+        ("GET /orders/{orderNo}", "api"),
+    ]
+    assert calls[1].query == {
+        "unitCode": "BJZGH",
+        "updatedSince": "2026-11-29 09:00:00",
+        "pageNo": "1",
+        "pageSize": "50",
+    }
+    assert all(c.client == "demo-client" for c in calls)
+    assert started <= calls[0].at <= calls[-1].at <= time.time()  # real time, not simulated
+    route = {"route": "GET /orders/{orderNo}"}
+    async with h12345_session.get(f"{h12345_root}/_sim/calls", params=route) as resp:
+        items = (await resp.json())["items"]
+    assert [i["answered_by"] for i in items] == ["faulted", "api"]
+    await h12345_ctl.post("/_sim/counters/reset")
+    assert h12345_sim.calls.calls_to() == []
+
+
+async def test_12351_each_call_is_remembered_with_its_route_and_query(s12351: Sim12351):
+    case = await s12351.partner_case()
+    await s12351.client.get_case(case["id"])
+    await s12351.raw("GET", "/cases", query="changed_since=2026-11-29T09%3A00%3A00%2B08%3A00")
+    status, body = await s12351.control("GET", "/calls?route=GET /cases")
+    assert status == 200
+    assert [i["query"] for i in body["items"]] == [{"changed_since": "2026-11-29T09:00:00+08:00"}]
+    assert [c.route for c in s12351.sim.calls.calls_to()] == [
+        "POST /cases",
+        "GET /cases/{id}",
+        "GET /cases",
+    ]
