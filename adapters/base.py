@@ -80,6 +80,12 @@ class Hotline(Protocol):
         re-lists, page by page until `more` is false. Never stored as the feed's position."""
         ...
 
+    def read_up_to(self, feed: str, position: str | None) -> datetime | None:
+        """The time before which a read from `position` has seen every change of `feed`
+        (aware), or None: a change stamped earlier that the feed never delivered was
+        missed; one stamped at or after it may simply not have been read yet."""
+        ...
+
     async def fetch(self, native_id: str) -> Any:
         """One record by its native id; raises `NotFound`."""
         ...

@@ -15,7 +15,7 @@ from adapters.base import Action, ActionResult, FeedPage
 from adapters.errors import Rejected, describe_validation
 from adapters.hotline12345.client import SYSTEM, Client12345
 from adapters.hotline12345.config import Hotline12345Config
-from adapters.hotline12345.feed import FeedReader12345, window_position
+from adapters.hotline12345.feed import FeedPosition, FeedReader12345, window_position
 from adapters.ratelimit import RequestBudget
 from schemas.hotline12345 import (
     CreateOrderRequest,
@@ -80,6 +80,12 @@ class Hotline12345:
         if since.tzinfo is None:
             raise ValueError("a window starts at an aware datetime")
         return window_position(since.astimezone(BEIJING).replace(tzinfo=None))
+
+    def read_up_to(self, feed: str, position: str | None) -> datetime | None:
+        """The mark second (aware): changes within it may still come (12345 stamps to the
+        second), every earlier one was read."""
+        mark = FeedPosition.decode(position).mark
+        return None if mark is None else mark.replace(tzinfo=BEIJING)
 
     async def fetch(self, native_id: str) -> Order:
         return await self.client.get_order(native_id)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final
 
 import aiohttp
@@ -62,6 +62,12 @@ class Hotline12351:
         if feed != "cases":
             raise ValueError(f"12351 has no feed {feed!r}")
         return CasesPosition.since(since).encode()
+
+    def read_up_to(self, feed: str, position: str | None) -> datetime | None:
+        """Just after the mark: the changes stamped at the mark itself were read (12351
+        stamps in feed order, to the millisecond)."""
+        mark = CasesPosition.decode(position).mark
+        return None if mark is None else mark + timedelta(milliseconds=1)
 
     async def fetch(self, native_id: str) -> Case:
         case, _ = await self.client.get_case(native_id)

@@ -41,11 +41,20 @@ class IntakePolicy(Protocol):
         ...
 
     async def take(
-        self, feed: str, record: Any, tx: Tx, read_at: datetime, *, force: bool = False
+        self,
+        feed: str,
+        record: Any,
+        tx: Tx,
+        read_at: datetime,
+        *,
+        force: bool = False,
+        current: bool = False,
     ) -> Intake | None:
         """The snapshot of `record`, or None when it is not the bridge's business or is a
         repeat; raises MappingError for a record that does not map. `force` re-reads a
-        record even if it was seen (an admin replaying a parked record)."""
+        record even if it was seen (an admin replaying a parked record); `current` says
+        the record is the system's state now (read by id), not an entry of a feed's
+        history, so a change its version does not show still counts."""
         ...
 
     def native_key(self, record: Any) -> str:

@@ -74,9 +74,17 @@ class Intake12345:
         return missing
 
     async def take(
-        self, feed: str, record: Order, tx: Tx, read_at: datetime, *, force: bool = False
+        self,
+        feed: str,
+        record: Order,
+        tx: Tx,
+        read_at: datetime,
+        *,
+        force: bool = False,
+        current: bool = True,
     ) -> Intake | None:
         # A 12345 order has no version: dedup on content, stamp our own sequence number.
+        # Its lists show orders as they are now, so every record is `current`.
         digest = content_hash(record.model_dump_json().encode())
         seen = await tx.get_seen(SYSTEM, record.orderNo)
         if seen is not None and seen.content_hash == digest and not force:

@@ -69,7 +69,14 @@ class Intake12351:
         return missing
 
     async def take(
-        self, feed: str, record: Case, tx: Tx, read_at: datetime, *, force: bool = False
+        self,
+        feed: str,
+        record: Case,
+        tx: Tx,
+        read_at: datetime,
+        *,
+        force: bool = False,
+        current: bool = False,
     ) -> Intake | None:
         # Feed entries are the case as it stood after each change: an entry can be older
         # than one already read. The case's own version orders them; at the same version
@@ -77,15 +84,12 @@ class Intake12351:
         # its version (and its feed shows nothing): only a read of the case finds it.
         seen = await tx.get_seen(SYSTEM, record.id)
         digest = _content(record)
-        if (
-            seen is not None
-            and not force
-            and (
-                record.version < seen.seq
-                or (record.version == seen.seq and digest == seen.content_hash)
-            )
-        ):
-            return None
+        if seen is not None and not force:
+            # a feed entry at the version already read is a repeat whatever it holds (an
+            # older entry of the history); the case read now is judged by its content
+            same = record.version == seen.seq and (not current or digest == seen.content_hash)
+            if record.version < seen.seq or same:
+                return None
         await tx.put_seen(SYSTEM, record.id, digest, record.version)
         if record.origin is not None and record.origin.system == "12345":
             await tx.put_created(SYSTEM, record.origin.external_no, record.id)

@@ -154,6 +154,8 @@ async def seed(sims: Simulators, node: Node) -> Seeded:
     )
     await order_action(sims, d, "edit", fields={"content": REPAIRED})
     await asyncio.sleep(2.0)  # ten polls of each feed: none of it comes through
+    # later traffic moves the feed's mark past the second of the last seeded change
+    await signed_case(sims, await dispatch(sims))
 
     position = json.loads(await node.store.get_position("12345", "dispatched") or "{}")
     for no in (a, b, d):
@@ -161,6 +163,7 @@ async def seed(sims: Simulators, node: Node) -> Seeded:
     assert cases_from(sims, a) == [] and cases_from(sims, d) == []
     assert cases_from(sims, b)[0]["status"] == "responded"  # the visit did not cross
     assert order(sims, c)["orderStatus"] == "20"  # the hand-fixed answer did not cross
+    await settled(node)  # the push order's own traffic done: a baseline that holds still
     return Seeded(baseline, a, b, c, c_case["id"], d)
 
 

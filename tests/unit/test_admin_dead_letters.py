@@ -434,6 +434,9 @@ class CaseHotline:
     def window_position(self, feed: str, since: datetime) -> str:
         return "window"
 
+    def read_up_to(self, feed: str, position: str | None) -> datetime | None:
+        return None  # its feed has read nothing: every difference is reported
+
     async def read_feed(self, feed: str, position: str | None) -> FeedPage[Case]:
         return FeedPage([], "window")  # its feed lists nothing: every case is read
 

@@ -60,10 +60,14 @@ class Fake12345:
     system: str = "12345"
     feeds: tuple[str, ...] = ("dispatched",)
     window_current: bool = True
+    mark: datetime | None = None  # how far its feed has read (None: nothing yet)
 
     def window_position(self, feed: str, since: datetime) -> str:
         self.since = since
         return "0"
+
+    def read_up_to(self, feed: str, position: str | None) -> datetime | None:
+        return self.mark
 
     async def read_feed(self, feed: str, position: str | None) -> FeedPage[Order]:
         listed = sorted(
@@ -99,6 +103,9 @@ class Fake12351:
 
     def window_position(self, feed: str, since: datetime) -> str:
         return "0"
+
+    def read_up_to(self, feed: str, position: str | None) -> datetime | None:
+        return None
 
     async def read_feed(self, feed: str, position: str | None) -> FeedPage[Case]:
         start = int(position or 0)
@@ -398,3 +405,38 @@ async def test_no_limit_means_no_share_limit() -> None:
     with pytest.raises(ValueError):
         with budget.share(0):
             pass
+
+
+async def test_a_case_fixed_by_hand_at_its_version_is_found_by_a_read_not_by_its_feed(
+    store: Store,
+) -> None:
+    """12351 keeps the version of a case fixed in its database: the feed's older entry
+    at that version is a repeat, the case read now is a change."""
+    intake = Intake12351(tables=TABLES)
+    await seen(store, intake, "cases", case("c1", 1))
+    fixed = case("c1", 1, subject="改正后")  # same version 3, other content
+    async with store.begin() as tx:
+        assert await intake.take("cases", fixed, tx, NOW) is None  # a feed entry
+        assert await intake.take("reconcile", fixed, tx, NOW, current=True) is not None
+        assert await intake.take("cases", case("c1", 1), tx, NOW) is None  # the old entry
+
+
+async def test_a_change_the_feed_has_not_reached_yet_is_taken_but_not_reported(
+    store: Store,
+) -> None:
+    """What changed at or after the feed's mark may be on its way: a run takes it (the
+    other side gets it at once) and reports only what lies below the mark."""
+    intake = Intake12345(unit_code="BJZGH", tables=TABLES)
+    for no in ("BJ-OLD", "BJ-NEW"):
+        await seen(store, intake, "dispatched", order(no))
+    orders = {
+        "BJ-OLD": order("BJ-OLD", orderStatus="20", updateTime="2026-11-29 10:05:00"),
+        "BJ-NEW": order("BJ-NEW", orderStatus="20", updateTime="2026-11-29 10:30:00"),
+    }
+    mark = datetime(2026, 11, 29, 2, 30, tzinfo=UTC)  # 10:30 in Beijing
+    hotline = Fake12345(orders, mark=mark)
+    run_id = await reconciler(store, side12345(hotline)).run_once("test")
+    run = await store.get_reconciliation(run_id)
+    assert run is not None and run.report is not None
+    assert found(run.report) == {("changed", "12345:BJ-OLD")}
+    assert run.counts["republished"] == 2  # both went to the other side

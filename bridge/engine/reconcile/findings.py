@@ -34,9 +34,10 @@ class Run:
     dry_run: bool
     systems: tuple[str, ...]
     """Every system a referral crosses between: the keys of each item's `numbers`."""
-    started_at: datetime | None = None
-    """A record changed at or after this is the run's own traffic (its repairs reaching
-    the other side, or normal work the feeds will deliver): taken, never a finding."""
+    read_up_to: dict[str, datetime | None] = field(default_factory=dict)
+    """Per system, how far its feeds had read when the run began (the earliest of its
+    feeds): a record changed at or after that may just not be read yet (normal traffic,
+    the run's own repairs reaching the other side): taken, never a finding."""
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COUNTS, 0))
     items: list[dict[str, Any]] = field(default_factory=list)
     truncated: bool = False

@@ -32,9 +32,12 @@ class PageSide(Protocol):
     intake: IntakePolicy
 
 
-def _during(run: Run, changed_at: datetime | None) -> bool:
-    """The record changed after the run began: not something the feeds missed."""
-    return run.started_at is not None and changed_at is not None and changed_at >= run.started_at
+def _not_read_yet(run: Run, system: str, changed_at: datetime | None) -> bool:
+    """The record changed no earlier than what the feeds had read when the run began: it may be
+    on its way (normal traffic, or the run's own repairs reaching the other side), so
+    it is taken but not reported as missed. A feed that has read nothing yet reports all."""
+    up_to = run.read_up_to.get(system)
+    return up_to is not None and changed_at is not None and changed_at >= up_to
 
 
 @dataclass
@@ -82,7 +85,8 @@ class PageTaker:
                 covered.setdefault(native_id, False)
             referral_id = row.referral_id if row is not None else intake.referral_of(record)
             try:
-                taken = await intake.take(feed, record, tx, now)
+                current = not listed or getattr(side.hotline, "window_current", False)
+                taken = await intake.take(feed, record, tx, now, current=current)
             except (MappingError, ValidationError, ValueError, KeyError, TypeError) as exc:
                 error = as_mapping_error(exc, intake.native_key(record))
                 known = facts.get(referral_id) or ReferralFacts()
@@ -117,7 +121,7 @@ class PageTaker:
                 continue  # handled outside the bridge: no crossing case
             run.counts["republished"] += 1
             queued = True
-            if not reported and not _during(run, ref.updated_at):
+            if not reported and not _not_read_yet(run, system, ref.updated_at):
                 if listed:
                     covered[native_id] = True
                 run.found(

@@ -80,7 +80,7 @@ class Reconciler:
         """Carry out the run `run_id` (created by `Store.create_reconciliation`) and
         finish it `done`, or `failed` if anything raises (re-raised) or it is cancelled."""
         systems = tuple(sorted({*self.partner, *self.partner.values()}))
-        run = Run(run_id, dry_run, systems, started_at=self.clock())
+        run = Run(run_id, dry_run, systems)
         status = "failed"
         try:
             for side in self.sides.values():
@@ -127,6 +127,7 @@ class Reconciler:
         whether a finding was reported for it (so that it is reported once a run)."""
         covered: dict[str, bool] = {}
         since = self.clock() - timedelta(seconds=self.window_s)
+        run.read_up_to[side.system] = await self._read_up_to(side)
         for feed in side.hotline.feeds:
             position = side.hotline.window_position(feed, since)
             while True:
@@ -150,6 +151,16 @@ class Reconciler:
                     break
                 position = page.position
         return covered
+
+    async def _read_up_to(self, side: _Side) -> datetime | None:
+        marks = [
+            side.hotline.read_up_to(feed, await self.store.get_position(side.system, feed))
+            for feed in side.hotline.feeds
+        ]
+        # a feed that has read nothing yet (12345's `created` before the bridge created
+        # any order) holds nothing in flight: the others' marks decide
+        known = [mark for mark in marks if mark is not None]
+        return min(known) if known else None
 
     # 2. reads ----------------------------------------------------------------------
 
