@@ -10,6 +10,7 @@ Control API (JSON, on each simulator's server, outside its base path):
 | `POST /_sim/faults` | any `Faults` fields | switch faults (merged into the current ones) |
 | `DELETE /_sim/faults` | – | all faults off |
 | `GET /_sim/state` | – | dump the whole state (simulator-specific), with `calls` |
+| `GET /_sim/calls` | – | the calls counted so far, `{"counts", "refusals"}` (`CallLog`), without the state: cheap however many records the simulator holds |
 | `POST /_sim/counters/reset` | – | forget the calls counted so far (`CallLog`) |
 
 `CallLog` counts every API call per client and keeps a record of each one the simulator
@@ -314,6 +315,9 @@ def control_routes(
             result = await result
         return web.json_response(result | {"calls": calls.dump()}, dumps=_dumps)
 
+    async def counted(request: web.Request) -> web.Response:
+        return web.json_response(calls.dump(), dumps=_dumps)
+
     async def reset_counters(request: web.Request) -> web.Response:
         calls.reset()
         return web.json_response(calls.dump())
@@ -323,6 +327,7 @@ def control_routes(
         web.post("/_sim/faults", set_faults),
         web.delete("/_sim/faults", clear_faults),
         web.get("/_sim/state", state),
+        web.get("/_sim/calls", counted),
         web.post("/_sim/counters/reset", reset_counters),
     ]
 

@@ -9,6 +9,7 @@ The interface of `specs/hotline-12351.md` is served under `/integration/v1`
   or HTTP date>"}`, `{"maintenance_s": 600}`: switch faults (simkit); `DELETE` clears them.
 - `GET /_sim/state`: `{"now", "cases", "events", "feed_length", "cursors", "driver",
   "calls"}`; `calls` is `{"counts", "refusals"}` (below).
+- `GET /_sim/calls`: `calls` alone (`{"counts", "refusals"}`), cheap on a large book.
 - `POST /_sim/counters/reset`: forget the calls counted so far.
 - `POST /_sim/cases`: agents record case(s) → 201 `{"items": [...]}`. Body: the fields of
   one case (`subject` required; `service_type`, `priority`, `district_code`, `channel`,
