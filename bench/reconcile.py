@@ -199,15 +199,23 @@ def _rows_of(
         )
     if not item.active:
         return
-    mapping = snapshots.tables.version
-    for system, source in (("12345", order["orderNo"]), ("12351", case["id"])):
+    tables = snapshots.tables
+    mapping = tables.version
+    order_state = tables.order_lifecycle(order["orderStatus"], order["reopenCount"])
+    case_state = tables.case_lifecycle(case["status"], case["reopen_count"])
+    for system, version, status, state in (
+        ("12345", item.seq_12345, order["orderStatus"], order_state),
+        ("12351", case["version"], case["status"], case_state),
+    ):
+        # As `record_intake` writes it: the last one per system is what a run compares.
+        detail = {"version": version, "status": status, "state": state.value, "mapping": mapping}
         out["events"].append(
             {
                 "referral_id": rid,
                 "system": system,
                 "kind": "snapshot.read",
-                "detail": {"version": 1, "status": "read", "mapping": mapping, "of": source},
-                "at": created,
+                "detail": detail,
+                "at": at,
             }
         )
     for system, key, kind, outcome in item.actions:
@@ -614,7 +622,7 @@ def report(
         )
     counts = result["counts"]
     nonzero = {k: v for k, v in counts.items() if v}
-    print(f"run counts         {json.dumps(nonzero)}")
+    print(f"run counts         {json.dumps(nonzero, sort_keys=True)}")
     print(
         f"report items       {json.dumps(result['report_items'])} truncated={result['truncated']}"
     )
