@@ -10,7 +10,7 @@ Control API (JSON, on each simulator's server, outside its base path):
 | `POST /_sim/faults` | any `Faults` fields | switch faults (merged into the current ones) |
 | `DELETE /_sim/faults` | – | all faults off |
 | `GET /_sim/state` | – | dump the whole state (simulator-specific), with `calls` |
-| `GET /_sim/calls` | – | the calls counted so far, `{"counts", "refusals"}` (`CallLog`), without the state: cheap however many records the simulator holds |
+| `GET /_sim/calls` | – | `{"counts", "refusals"}` (`CallLog`) alone: cheap on a large book |
 | `POST /_sim/counters/reset` | – | forget the calls counted so far (`CallLog`) |
 
 `CallLog` counts every API call per client and keeps a record of each one the simulator

@@ -61,6 +61,7 @@ from bench.recon_world import (  # noqa: E402
     Item,
     Snapshots,
     Spec,
+    check_order_hash,
     items,
     load_simulators,
     order_hash,
@@ -170,6 +171,8 @@ def _rows_of(
             "updated_at": at,
         }
     )
+    if item.index < 1000 or item.kind is not None:
+        check_order_hash(order)
     out["feed_seen"].append(
         {
             "system": "12345",
