@@ -10,6 +10,7 @@ Control API (JSON, on each simulator's server, outside its base path):
 | `POST /_sim/faults` | any `Faults` fields | switch faults (merged into the current ones) |
 | `DELETE /_sim/faults` | – | all faults off |
 | `GET /_sim/state` | – | dump the whole state (simulator-specific), with `calls` |
+| `GET /_sim/counters` | – | `{"counts", "refusals"}` (`CallLog`) alone: cheap on a large book |
 | `POST /_sim/counters/reset` | – | forget the calls counted so far (`CallLog`) |
 | `GET /_sim/calls?route=` | – | `{"items": [Call]}`: the calls answered, oldest first |
 
@@ -343,6 +344,9 @@ def control_routes(
             result = await result
         return web.json_response(result | {"calls": calls.dump()}, dumps=_dumps)
 
+    async def counted(request: web.Request) -> web.Response:
+        return web.json_response(calls.dump(), dumps=_dumps)
+
     async def reset_counters(request: web.Request) -> web.Response:
         calls.reset()
         return web.json_response(calls.dump())
@@ -356,6 +360,7 @@ def control_routes(
         web.post("/_sim/faults", set_faults),
         web.delete("/_sim/faults", clear_faults),
         web.get("/_sim/state", state),
+        web.get("/_sim/counters", counted),
         web.post("/_sim/counters/reset", reset_counters),
         web.get("/_sim/calls", list_calls),
     ]

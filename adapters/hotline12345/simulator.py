@@ -11,6 +11,7 @@ simulated clock, plain-text 429 / 5xx, strict paging and validation. Control rou
   answered 50001), `reject_tokens` (every bearer token → 40101); `DELETE` clears.
 - `GET /_sim/state`: `{"now", "unitCode", "orders", "requestIds", "extended", "actions",
   "tokensIssued", "driver", "calls"}`; `calls` is `{"counts", "refusals"}` (below).
+- `GET /_sim/counters`: `calls` alone (`{"counts", "refusals"}`), cheap on a large book.
 - `POST /_sim/counters/reset`: forget the calls counted so far.
 - `GET /_sim/calls?route=<"GET /orders/{orderNo}">`: the calls answered one by one, oldest
   first (simkit `Call`: real wall time, client, route, query), to count a kind of call.

@@ -9,6 +9,7 @@ The interface of `specs/hotline-12351.md` is served under `/integration/v1`
   or HTTP date>"}`, `{"maintenance_s": 600}`: switch faults (simkit); `DELETE` clears them.
 - `GET /_sim/state`: `{"now", "cases", "events", "feed_length", "cursors", "driver",
   "calls"}`; `calls` is `{"counts", "refusals"}` (below).
+- `GET /_sim/counters`: `calls` alone (`{"counts", "refusals"}`), cheap on a large book.
 - `POST /_sim/counters/reset`: forget the calls counted so far.
 - `GET /_sim/calls?route=<"GET /cases/{id}">`: the calls answered one by one, oldest
   first (simkit `Call`: real wall time, client, route, query), to count a kind of call.

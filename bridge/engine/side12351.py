@@ -88,6 +88,11 @@ class Intake12351:
             # a feed entry at the version already read is a repeat whatever it holds (an
             # older entry of the history); the case read now is judged by its content
             same = record.version == seen.seq and (not current or digest == seen.content_hash)
+            if record.version == seen.seq and seen.content_hash == f"v{record.version}":
+                # recorded before cases were compared by content (the version alone):
+                # take it as the same and record its content from now on
+                await tx.put_seen(SYSTEM, record.id, digest, record.version)
+                return None
             if record.version < seen.seq or same:
                 return None
         await tx.put_seen(SYSTEM, record.id, digest, record.version)

@@ -143,6 +143,26 @@ async def test_12345_counts_survive_clearing_faults_and_reset_forgets_them(
     assert h12345_sim.counts == NO_CALLS and h12345_sim.refusals == []
 
 
+async def test_12345_calls_alone_are_what_the_state_says_and_count_no_call(
+    h12345_client, h12345_ctl, h12345_session, h12345_root
+):
+    order_no = await h12345_ctl.dispatch()
+    await h12345_client.sign(order_no, SIGN)
+    with pytest.raises(StatusNotAllowed):
+        await h12345_client.sign(order_no, SIGN)
+    async with h12345_session.get(f"{h12345_root}/_sim/counters") as resp:
+        assert resp.status == 200
+        calls = await resp.json()
+    assert set(calls) == {"counts", "refusals"}  # no orders, no actions: the calls alone
+    assert calls["counts"] == {
+        "requests": {"demo-client": 3},
+        "refused": 1,
+        "rate_limited": 0,
+        "faulted": 0,
+    }
+    assert calls == (await h12345_ctl.state())["calls"]  # and neither read was counted
+
+
 # --- 12351 ------------------------------------------------------------------------------
 
 
@@ -220,6 +240,21 @@ async def test_12351_counts_survive_clearing_faults_and_reset_forgets_them(s1235
     assert state["calls"]["refusals"][0]["route"] == "GET /cases"
     _, reset = await s12351.control("POST", "/counters/reset")
     assert reset["counts"] == NO_CALLS and s12351.sim.counts == NO_CALLS
+
+
+async def test_12351_calls_alone_are_what_the_state_says_and_count_no_call(s12351: Sim12351):
+    await s12351.raw("GET", "/cases", query="limit=0")  # 400
+    status, calls = await s12351.control("GET", "/counters")
+    assert status == 200 and set(calls) == {"counts", "refusals"}
+    assert calls["counts"] == {
+        "requests": {"hotline-bridge": 1},
+        "refused": 1,
+        "rate_limited": 0,
+        "faulted": 0,
+    }
+    assert calls["refusals"][0]["route"] == "GET /cases"
+    _, state = await s12351.control("GET", "/state")
+    assert state["calls"] == calls
 
 
 # --- lost answers: the call took effect, the client hears a gateway error ---------------

@@ -440,3 +440,18 @@ async def test_a_change_the_feed_has_not_reached_yet_is_taken_but_not_reported(
     assert run is not None and run.report is not None
     assert found(run.report) == {("changed", "12345:BJ-OLD")}
     assert run.counts["republished"] == 2  # both went to the other side
+
+
+async def test_a_case_recorded_by_version_alone_is_taken_as_seen_once_then_by_content(
+    store: Store,
+) -> None:
+    """A ledger written before cases were compared by content holds `v<version>`: the
+    first read at that version records the content instead of reporting a change."""
+    intake = Intake12351(tables=TABLES)
+    async with store.begin() as tx:
+        await tx.put_seen("12351", "c1", "v3", 3)
+        assert await intake.take("reconcile", case("c1", 1), tx, NOW, current=True) is None
+        recorded = await tx.get_seen("12351", "c1")
+        assert recorded is not None and recorded.content_hash != "v3" and recorded.seq == 3
+        fixed = case("c1", 1, subject="改正后")
+        assert await intake.take("reconcile", fixed, tx, NOW, current=True) is not None
