@@ -129,6 +129,14 @@ async def test_a_parked_snapshot_replays_with_the_tables_of_its_time_or_the_curr
         assert created(cases[0])[0]["category"] == "0299"  # the original tables
         assert created(cases[1])[0]["category"] == "0213"  # the current tables
         now = node.appliers["12345"].policy.tables.version
+
+        async def recorded() -> bool:  # the ledger records the action once the call returned
+            return all(
+                any(e.kind == "create_order" for e in await node.store.timeline(referral_id))
+                for _, referral_id in parked
+            )
+
+        await wait_until(recorded, what="both create_order actions in the ledger")
         for (_, referral_id), version in zip(parked, (original.version, now), strict=True):
             timeline = await node.store.timeline(referral_id)
             [event] = [e for e in timeline if e.kind == "create_order"]
