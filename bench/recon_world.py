@@ -37,9 +37,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Final
 
+from adapters.hotline12345.feed import FeedPosition
 from adapters.hotline12345.sim_data import order_fields
 from adapters.hotline12345.sim_state import DEADLINES, district_unit
+from adapters.hotline12351.feed import CasesPosition
 from adapters.hotline12351.sim_control import random_case
+from bridge.engine.side12351 import _content as _case_content  # the intake's own digest
 from bridge.mapping import MappingTables, case_to_referral, order_to_referral
 from schemas.canonical import referral_id
 from schemas.hotline12345 import TIME_FORMAT, Order, Reply, Visit
@@ -477,6 +480,23 @@ def order_hash(order: dict[str, Any]) -> str:
         doc["visit"] = {k: doc["visit"].get(k) for k in VISIT_FIELDS}
     raw = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def case_hash(case: dict[str, Any]) -> str:
+    """What the 12351 intake keeps in `feed_seen` for a case: its content digest (a case
+    fixed by hand keeps its version), computed by the intake's own function."""
+    return _case_content(Case.model_validate(case))
+
+
+def feed_positions(spec: Spec) -> list[dict[str, Any]]:
+    """The feed positions a node's pollers would hold: each feed read up to a minute ago
+    (so that every seeded change is older than what the feeds had read: missed)."""
+    read = spec.now - timedelta(seconds=60)
+    order_mark = FeedPosition(mark=read.astimezone(BEIJING).replace(tzinfo=None)).encode()
+    case_mark = CasesPosition.since(read.astimezone(BEIJING)).encode()
+    rows = [("12345", "dispatched", order_mark), ("12345", "created", order_mark)]
+    rows.append(("12351", "cases", case_mark))
+    return [{"system": s, "feed": f, "position": p, "updated_at": read} for s, f, p in rows]
 
 
 def check_order_hash(order: dict[str, Any]) -> None:
