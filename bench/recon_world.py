@@ -52,7 +52,7 @@ KINDS: Final = (
     "unseen_12345",  # an order dispatched to the union, backdated inside the window: never read
     "unseen_12351",  # a case transferred to 12345 inside the window: never read
     "changed_12345",  # an open order changed with its updateTime set back (outside the window)
-    "changed_12351",  # an open case changed without a feed entry
+    "changed_12351",  # an open case fixed by hand: no feed entry, same version
     "action_missing",  # the ledger has `sign` applied at 12345; the order is still at 10
     "state_mismatch",  # 12345 replied (30) while the 12351 case is still in handling
     "parked_unresolved",  # a snapshot parked at 12345 whose cause was fixed since
@@ -328,11 +328,9 @@ def _seed(item: Item) -> None:
         # Changed at 12345 with its updateTime set back: no list call shows it.
         item.order = item.order | {"address": item.order["address"] + "（地址已更正）"}
     elif kind == "changed_12351":
-        # Changed at 12351 by hand: a new version, no feed entry, updated_at unchanged.
-        item.case = item.case | {
-            "version": item.case["version"] + 1,
-            "location": (item.case["location"] or "") + "（地址已更正）",
-        }
+        # Fixed by hand in the union's database: same version, same updated_at, no feed
+        # entry; only its content differs (only a read of the case shows it).
+        item.case = item.case | {"location": (item.case["location"] or "") + "（地址已更正）"}
     elif kind == "action_missing":
         # The ledger has `sign` applied; 12345 lost it: the order is still at 10, and
         # the bridge never read it otherwise.
