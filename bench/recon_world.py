@@ -37,9 +37,12 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Final
 
+from adapters.hotline12345.feed import FeedPosition
 from adapters.hotline12345.sim_data import order_fields
 from adapters.hotline12345.sim_state import DEADLINES, district_unit
+from adapters.hotline12351.feed import CasesPosition
 from adapters.hotline12351.sim_control import random_case
+from bridge.engine.side12351 import _content as _case_content  # the intake's own digest
 from bridge.mapping import MappingTables, case_to_referral, order_to_referral
 from schemas.canonical import referral_id
 from schemas.hotline12345 import TIME_FORMAT, Order, Reply, Visit
@@ -49,7 +52,7 @@ KINDS: Final = (
     "unseen_12345",  # an order dispatched to the union, backdated inside the window: never read
     "unseen_12351",  # a case transferred to 12345 inside the window: never read
     "changed_12345",  # an open order changed with its updateTime set back (outside the window)
-    "changed_12351",  # an open case changed without a feed entry
+    "changed_12351",  # an open case fixed by hand: no feed entry, same version
     "action_missing",  # the ledger has `sign` applied at 12345; the order is still at 10
     "state_mismatch",  # 12345 replied (30) while the 12351 case is still in handling
     "parked_unresolved",  # a snapshot parked at 12345 whose cause was fixed since
@@ -325,11 +328,9 @@ def _seed(item: Item) -> None:
         # Changed at 12345 with its updateTime set back: no list call shows it.
         item.order = item.order | {"address": item.order["address"] + "（地址已更正）"}
     elif kind == "changed_12351":
-        # Changed at 12351 by hand: a new version, no feed entry, updated_at unchanged.
-        item.case = item.case | {
-            "version": item.case["version"] + 1,
-            "location": (item.case["location"] or "") + "（地址已更正）",
-        }
+        # Fixed by hand in the union's database: same version, same updated_at, no feed
+        # entry; only its content differs (only a read of the case shows it).
+        item.case = item.case | {"location": (item.case["location"] or "") + "（地址已更正）"}
     elif kind == "action_missing":
         # The ledger has `sign` applied; 12345 lost it: the order is still at 10, and
         # the bridge never read it otherwise.
@@ -477,6 +478,23 @@ def order_hash(order: dict[str, Any]) -> str:
         doc["visit"] = {k: doc["visit"].get(k) for k in VISIT_FIELDS}
     raw = json.dumps(doc, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def case_hash(case: dict[str, Any]) -> str:
+    """What the 12351 intake keeps in `feed_seen` for a case: its content digest (a case
+    fixed by hand keeps its version), computed by the intake's own function."""
+    return _case_content(Case.model_validate(case))
+
+
+def feed_positions(spec: Spec) -> list[dict[str, Any]]:
+    """The feed positions a node's pollers would hold: each feed read up to a minute ago
+    (so that every seeded change is older than what the feeds had read: missed)."""
+    read = spec.now - timedelta(seconds=60)
+    order_mark = FeedPosition(mark=read.astimezone(BEIJING).replace(tzinfo=None)).encode()
+    case_mark = CasesPosition.since(read.astimezone(BEIJING)).encode()
+    rows = [("12345", "dispatched", order_mark), ("12345", "created", order_mark)]
+    rows.append(("12351", "cases", case_mark))
+    return [{"system": s, "feed": f, "position": p, "updated_at": read} for s, f, p in rows]
 
 
 def check_order_hash(order: dict[str, Any]) -> None:

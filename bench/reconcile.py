@@ -61,7 +61,9 @@ from bench.recon_world import (  # noqa: E402
     Item,
     Snapshots,
     Spec,
+    case_hash,
     check_order_hash,
+    feed_positions,
     items,
     load_simulators,
     order_hash,
@@ -123,6 +125,7 @@ def ledger_rows(spec: Spec) -> Iterator[dict[str, list[dict[str, Any]]]]:
     """The ledger's rows of the world, a batch of referrals at a time, per table."""
     snapshots = Snapshots(spec)
     batch: dict[str, list[dict[str, Any]]] = _empty()
+    batch["feed_positions"] = feed_positions(spec)
     count = 0
     for item in items(spec):
         if not item.in_ledger:
@@ -147,6 +150,7 @@ def _empty() -> dict[str, list[dict[str, Any]]]:
             "actions",
             "events",
             "dead_letters",
+            "feed_positions",
         )
     }
 
@@ -186,7 +190,7 @@ def _rows_of(
         {
             "system": "12351",
             "native_id": case["id"],
-            "content_hash": f"v{case['version']}",
+            "content_hash": case_hash(case),
             "seq": case["version"],
             "updated_at": at,
         }
