@@ -131,10 +131,11 @@ async def test_a_parked_snapshot_replays_with_the_tables_of_its_time_or_the_curr
         now = node.appliers["12345"].policy.tables.version
 
         async def recorded() -> bool:  # the ledger records the action once the call returned
-            return all(
-                any(e.kind == "create_order" for e in await node.store.timeline(referral_id))
-                for _, referral_id in parked
-            )
+            for _, referral_id in parked:
+                timeline = await node.store.timeline(referral_id)
+                if not any(e.kind == "create_order" for e in timeline):
+                    return False
+            return True
 
         await wait_until(recorded, what="both create_order actions in the ledger")
         for (_, referral_id), version in zip(parked, (original.version, now), strict=True):
