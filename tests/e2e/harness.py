@@ -773,3 +773,19 @@ def latencies(sims: Simulators, flow: Flow) -> Latencies:
             if gap > result.worst_gap_s:
                 result.worst_gap_s, result.worst = gap, (ref, before, after)
     return result
+
+
+async def replied_order(sims: Simulators) -> tuple[str, str]:
+    """An order dispatched to the union, carried through the bridge to its case, signed,
+    handled and answered, and the reply back at 12345; returns (order no, case id)."""
+    from sim_actions import agent, dispatch  # sim_actions needs nothing of the harness
+
+    no = await dispatch(sims)
+    await wait_until(lambda: len(cases_from(sims, no)) == 1, what="case created")
+    await wait_until(lambda: order(sims, no)["orderStatus"] == "20", what="signed")
+    case_id = cases_from(sims, no)[0]["id"]
+    await agent(sims, case_id, "dispatch")
+    await agent(sims, case_id, "handle")
+    await agent(sims, case_id, "respond", text="已处理", resolved=True)
+    await wait_until(lambda: order(sims, no)["orderStatus"] == "30", what="reply")
+    return no, case_id

@@ -15,8 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from harness import cases_from, order, running_node, wait_until
-from sim_actions import agent, dispatch, order_action
+from harness import cases_from, order, replied_order, running_node, wait_until
+from sim_actions import dispatch, order_action
 
 from bridge.app import Node
 from bridge.demo import Simulators
@@ -139,14 +139,7 @@ async def test_a_dry_run_reconciliation_reports_and_changes_nothing(
     sims: Simulators, tmp_path: Path
 ) -> None:
     async with node_and_api(sims, tmp_path) as (node, api):
-        no = await dispatch(sims)
-        await wait_until(lambda: len(cases_from(sims, no)) == 1, what="case created")
-        await wait_until(lambda: order(sims, no)["orderStatus"] == "20", what="signed")
-        case_id = cases_from(sims, no)[0]["id"]
-        await agent(sims, case_id, "dispatch")
-        await agent(sims, case_id, "handle")
-        await agent(sims, case_id, "respond", text="已处理", resolved=True)
-        await wait_until(lambda: order(sims, no)["orderStatus"] == "30", what="reply")
+        no, _ = await replied_order(sims)
 
         # the 12345 feed loses the visit (as in test_replay_reconcile)
         poller = next(p for p in node.pollers if p.feed == "dispatched")

@@ -10,10 +10,11 @@ from pathlib import Path
 from harness import (
     cases_from,
     order,
+    replied_order,
     running_node,
     wait_until,
 )
-from sim_actions import agent, dispatch, order_action
+from sim_actions import dispatch, order_action
 
 from bridge.app import PARTNER, Node, topology_of
 from bridge.demo import Simulators
@@ -59,14 +60,7 @@ async def test_reconciliation_repairs_a_change_the_feed_missed(
     sims: Simulators, tmp_path: Path
 ) -> None:
     async with running_node(sims, tmp_path) as node:
-        no = await dispatch(sims)
-        await wait_until(lambda: len(cases_from(sims, no)) == 1, what="case created")
-        await wait_until(lambda: order(sims, no)["orderStatus"] == "20", what="signed")
-        case_id = cases_from(sims, no)[0]["id"]
-        await agent(sims, case_id, "dispatch")
-        await agent(sims, case_id, "handle")
-        await agent(sims, case_id, "respond", text="已处理", resolved=True)
-        await wait_until(lambda: order(sims, no)["orderStatus"] == "30", what="reply")
+        no, _ = await replied_order(sims)
 
         # the 12345 feed loses the visit: its reader is stopped and its mark moved on
         poller = next(p for p in node.pollers if p.feed == "dispatched")
