@@ -57,7 +57,7 @@ from sqlalchemy.engine import make_url  # noqa: E402
 
 from adapters.hotline12345.adapter import Hotline12345  # noqa: E402
 from adapters.hotline12351.adapter import Hotline12351  # noqa: E402
-from adapters.hotline12351.sim_control import random_case  # noqa: E402
+from adapters.hotline12351.sim.data import random_case  # noqa: E402
 from bench.raw_amqp import DEFAULT_URL, run_raw  # noqa: E402
 from bridge import runtime  # noqa: E402
 from bridge.app import start_node, topology_of  # noqa: E402
@@ -83,7 +83,7 @@ def bridge_confirm_window() -> int:
 
 def snapshot_size(samples: int = 50) -> int:
     """Median length of the canonical snapshot JSON of random simulator orders."""
-    from adapters.hotline12345.simulator import Simulator12345
+    from adapters.hotline12345.sim.server import Simulator12345
 
     sim = Simulator12345(rate_limit_per_s=None, seed=1)
     tables = MappingTables.from_config(None)

@@ -67,7 +67,7 @@ from adapters.hotline12345.feed import FeedReader12345  # noqa: E402
 from adapters.hotline12351.client import Client12351  # noqa: E402
 from adapters.hotline12351.config import Hotline12351Config  # noqa: E402
 from adapters.hotline12351.feed import CasesFeedReader  # noqa: E402
-from adapters.hotline12351.sim_control import random_case  # noqa: E402
+from adapters.hotline12351.sim.data import random_case  # noqa: E402
 from bench.e2e import (  # noqa: E402
     Tracker,
     bridge_confirm_window,

@@ -38,10 +38,10 @@ from datetime import UTC, datetime, timedelta, timezone
 from typing import Any, Final
 
 from adapters.hotline12345.feed import FeedPosition
-from adapters.hotline12345.sim_data import order_fields
-from adapters.hotline12345.sim_state import DEADLINES, district_unit
+from adapters.hotline12345.sim.data import order_fields
+from adapters.hotline12345.sim.state import DEADLINES, district_unit
 from adapters.hotline12351.feed import CasesPosition
-from adapters.hotline12351.sim_control import random_case
+from adapters.hotline12351.sim.data import random_case
 from bridge.engine.side12351 import _content as _case_content  # the intake's own digest
 from bridge.mapping import MappingTables, case_to_referral, order_to_referral
 from schemas.canonical import referral_id

@@ -14,8 +14,8 @@ from typing import Any, Self
 import aiohttp
 from aiohttp import web
 
-from adapters.hotline12345.simulator import Simulator12345
-from adapters.hotline12351.simulator import Simulator12351
+from adapters.hotline12345.sim.server import Simulator12345
+from adapters.hotline12351.sim.server import Simulator12351
 
 
 class Simulators:

@@ -1,7 +1,7 @@
 """The 12345 municipal hotline: typed client, adapter, feed reader, simulator.
 
 `Hotline12345` is what `bridge/app.py` wires; `Simulator12345` is imported from
-`adapters.hotline12345.simulator` by tests, the demo and `hotline-bridge simulate`.
+`adapters.hotline12345.sim.server` by tests, the demo and `hotline-bridge simulate`.
 """
 
 from adapters.hotline12345.adapter import Hotline12345

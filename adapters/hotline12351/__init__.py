@@ -1,5 +1,5 @@
 """The 12351 worker service hotline: typed client, cursor feed reader, the `Hotline`
-adapter the engine uses, and a strict simulator (`adapters.hotline12351.simulator`)."""
+adapter the engine uses, and a strict simulator (`adapters.hotline12351.sim.server`)."""
 
 from adapters.hotline12351.adapter import Hotline12351
 from adapters.hotline12351.client import Client12351, CursorExpired

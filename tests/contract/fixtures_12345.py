@@ -14,7 +14,7 @@ import pytest
 from adapters.hotline12345.adapter import Hotline12345
 from adapters.hotline12345.client import Client12345
 from adapters.hotline12345.config import Hotline12345Config
-from adapters.hotline12345.simulator import Simulator12345, serve
+from adapters.hotline12345.sim.server import Simulator12345, serve
 from adapters.simkit import BEIJING, SimClock
 from schemas.hotline12345 import CreateOrderRequest
 

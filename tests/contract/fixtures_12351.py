@@ -19,7 +19,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from adapters.hotline12351 import Client12351, Hotline12351, Hotline12351Config
-from adapters.hotline12351.simulator import BASE_PATH, Simulator12351, serve
+from adapters.hotline12351.sim.server import BASE_PATH, Simulator12351, serve
 from adapters.simkit import SimClock
 from schemas.hotline12351 import CreateCaseRequest, OriginIn, WorkerIn
 

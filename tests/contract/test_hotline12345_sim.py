@@ -20,7 +20,7 @@ from fixtures_12345 import (  # noqa: F401  (fixtures imported for their registr
 )
 
 from adapters.errors import StatusNotAllowed
-from adapters.hotline12345.sim_state import DEADLINES
+from adapters.hotline12345.sim.state import DEADLINES
 from schemas.hotline12345 import (
     DISTRICTS,
     TIME_FORMAT,

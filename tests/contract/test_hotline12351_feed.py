@@ -16,7 +16,7 @@ from fixtures_12351 import (  # noqa: F401  (fixtures imported for their registr
 )
 
 from adapters.hotline12351 import CasesPosition, CursorExpired, Hotline12351
-from adapters.hotline12351.sim_requests import Problem
+from adapters.hotline12351.sim.requests import Problem
 from schemas.hotline12351 import Case, WithdrawnBody
 
 WEEK = timedelta(days=7).total_seconds()

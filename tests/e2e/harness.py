@@ -346,8 +346,8 @@ class Flow:
             await asyncio.sleep(self.TICK_S)
 
     def tick(self) -> None:
-        from adapters.hotline12345.sim_state import BusinessError
-        from adapters.hotline12351.sim_requests import Problem
+        from adapters.hotline12345.sim.state import BusinessError
+        from adapters.hotline12351.sim.requests import Problem
 
         if self.producing:
             self._credit += self.rate_per_s * self.TICK_S
@@ -396,7 +396,7 @@ class Flow:
 
     # 12345-origin: the union works the case, 12345 visits / reopens / closes the order.
     def _move_order(self, no: str, fate: dict[str, bool]) -> None:
-        from adapters.hotline12345.sim_control import apply_step
+        from adapters.hotline12345.sim.control import apply_step
 
         sims = self.sims
         order_ = sims.sim12345.orders[no]
@@ -416,7 +416,7 @@ class Flow:
             elif fate["extension"] and round_ == 0 and case["extension_request"] is None:
                 from datetime import timedelta
 
-                from adapters.hotline12351.sim_requests import parse_rfc3339
+                from adapters.hotline12351.sim.requests import parse_rfc3339
                 from schemas.hotline12351 import rfc3339
 
                 base = parse_rfc3339(case["origin"]["deadline"])
@@ -451,7 +451,7 @@ class Flow:
     def _move_case(self, case_id: str, fate: dict[str, Any]) -> None:
         from datetime import datetime, timedelta
 
-        from adapters.hotline12345.sim_control import apply_step
+        from adapters.hotline12345.sim.control import apply_step
         from schemas.hotline12345 import TIME_FORMAT
 
         sims = self.sims
@@ -729,7 +729,7 @@ def _order_steps(sims: Simulators, no: str) -> list[Step]:
 
 
 def _case_steps(sims: Simulators, case_id: str) -> list[Step]:
-    from adapters.hotline12351.sim_requests import parse_rfc3339
+    from adapters.hotline12351.sim.requests import parse_rfc3339
 
     return [
         Step(parse_rfc3339(e["at"]), "12351", e["type"] + _status(e))

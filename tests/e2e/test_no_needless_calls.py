@@ -10,8 +10,8 @@ from pathlib import Path
 from harness import cases_from, order, partner_events, running_node, wait_until
 from sim_actions import agent, order_action, refused_calls
 
-from adapters.hotline12345.sim_control import apply_step
-from adapters.hotline12351.sim_requests import parse_rfc3339
+from adapters.hotline12345.sim.control import apply_step
+from adapters.hotline12351.sim.requests import parse_rfc3339
 from bridge.demo import Simulators
 from schemas.hotline12351 import rfc3339
 

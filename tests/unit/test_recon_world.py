@@ -7,8 +7,8 @@ from __future__ import annotations
 from collections import Counter
 from datetime import UTC, datetime
 
-from adapters.hotline12345.simulator import Simulator12345
-from adapters.hotline12351.simulator import Simulator12351
+from adapters.hotline12345.sim.server import Simulator12345
+from adapters.hotline12351.sim.server import Simulator12351
 from bench.recon_world import KINDS, Spec, check_order_hash, items, load_simulators
 
 SPEC = Spec(n=600, open_fraction=0.1, discrepancies=len(KINDS) * 2, now=datetime.now(UTC))

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from adapters.hotline12351.sim_requests import CreateIn, Problem, parse_rfc3339
+from adapters.hotline12351.sim.requests import CreateIn, Problem, parse_rfc3339
 from adapters.simkit import SimClock
 from schemas.hotline12351 import rfc3339
 

@@ -11,7 +11,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from adapters.hotline12351.sim_requests import (
+from adapters.hotline12351.sim.requests import (
     CreateIn,
     Problem,
     if_match_versions,
@@ -20,7 +20,7 @@ from adapters.hotline12351.sim_requests import (
     validate,
     validate_event,
 )
-from adapters.hotline12351.sim_state import CaseBook
+from adapters.hotline12351.sim.state import CaseBook
 from adapters.simkit import SIM_FAULT, FaultInjector, SimClock
 from schemas.hotline12351 import IDEMPOTENCY_KEY_MAX, PAGE_LIMIT_MAX
 

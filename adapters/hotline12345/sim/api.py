@@ -1,6 +1,6 @@
 """The simulated 12345 interface under `/api/v2`: envelopes, tokens, paging and request
-validation exactly as `specs/hotline-12345.md` states them (rules live in `sim_state`,
-field checks in `sim_requests`), and what the call log counts as a refusal."""
+validation exactly as `specs/hotline-12345.md` states them (rules live in `sim.state`,
+field checks in `sim.requests`), and what the call log counts as a refusal."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any, Final
 from aiohttp import web
 from pydantic import Field
 
-from adapters.hotline12345.sim_requests import (
+from adapters.hotline12345.sim.requests import (
     PARTNER_SYSTEM,
     int_field,
     json_body,
@@ -23,7 +23,7 @@ from adapters.hotline12345.sim_requests import (
     time_field,
     validate_create,
 )
-from adapters.hotline12345.sim_state import BusinessError, OrderBook, invalid
+from adapters.hotline12345.sim.state import BusinessError, OrderBook, invalid
 from adapters.simkit import SIM_CLIENT, SIM_FAULT, FaultInjector, Faults, SimClock
 from schemas.hotline12345 import (
     REPLY_MAX,

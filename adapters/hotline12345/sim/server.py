@@ -1,7 +1,7 @@
 """A strict in-memory 12345 work-order system for tests, the demo and the benchmark.
 
-The interface of `specs/hotline-12345.md` is served under `/api/v2` (`sim_api`), every
-rule enforced (`sim_state`): HTTP-200 envelopes for business errors, 7,200 s tokens on the
+The interface of `specs/hotline-12345.md` is served under `/api/v2` (`sim.api`), every
+rule enforced (`sim.state`): HTTP-200 envelopes for business errors, 7,200 s tokens on the
 simulated clock, plain-text 429 / 5xx, strict paging and validation. Control routes under
 `/_sim` (JSON bodies):
 
@@ -34,7 +34,7 @@ simulated clock, plain-text 429 / 5xx, strict paging and validation. Control rou
   (not later than now); 400 for anything else. Lists sort it by that `updateTime`.
 - `POST /_sim/tokens/revoke` `{"token"?}`: revoke one token or all → `{"revoked": n}`.
 - `POST /_sim/driver` `{"dispatch_per_s": x, "advance": bool, "min_age_s"?: s}` or
-  `{"stop": true}`: start / retune / stop the workflow driver (`sim_driver`); `DELETE`
+  `{"stop": true}`: start / retune / stop the workflow driver (`sim.driver`); `DELETE`
   stops it.
 
 Order steps answer the order (200), 409 `{"code", "error"}` when a rule refuses, 404 when
@@ -58,16 +58,16 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.hotline12345.sim_api import (
+from adapters.hotline12345.sim.api import (
     BASE_PATH,
     Api,
     FaultInjector12345,
     Tokens,
     refusal_of,
 )
-from adapters.hotline12345.sim_control import control_routes_12345
-from adapters.hotline12345.sim_driver import WorkflowDriver
-from adapters.hotline12345.sim_state import OrderBook
+from adapters.hotline12345.sim.control import control_routes_12345
+from adapters.hotline12345.sim.driver import WorkflowDriver
+from adapters.hotline12345.sim.state import OrderBook
 from adapters.simkit import (
     CallLog,
     CountsCalls,

@@ -9,9 +9,9 @@ from typing import Any
 
 from aiohttp import web
 
-from adapters.hotline12345.sim_api import Tokens
-from adapters.hotline12345.sim_driver import WorkflowDriver
-from adapters.hotline12345.sim_state import BusinessError, OrderBook
+from adapters.hotline12345.sim.api import Tokens
+from adapters.hotline12345.sim.driver import WorkflowDriver
+from adapters.hotline12345.sim.state import BusinessError, OrderBook
 from schemas.hotline12345 import TIME_FORMAT
 
 STEPS = (

@@ -6,7 +6,7 @@ from __future__ import annotations
 import random
 from typing import Any, Final
 
-from adapters.simdata import (
+from adapters.simkit import (
     CITY_SUBJECTS,
     EMPLOYERS,
     LABOUR_SUBJECTS,

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from adapters.hotline12345.sim_data import order_fields
+from adapters.hotline12345.sim.data import order_fields
 from adapters.simkit import SimClock
 from schemas.hotline12345 import TIME_FORMAT
 
@@ -233,7 +233,7 @@ class OrderBook:
     # --- a partner's create -------------------------------------------------------------
 
     def create(self, body: dict[str, Any], client: str) -> str:
-        """A validated create (see `sim_requests.validate_create`): a new order in status 20 at
+        """A validated create (see `sim.requests.validate_create`): a new order in status 20 at
         the district's own unit, or the first order of a remembered `requestId`."""
         now = self.now()
         order_no = self._new_order_no(now)

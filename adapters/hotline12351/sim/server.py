@@ -1,7 +1,7 @@
 """A strict in-memory 12351 case system for tests, the demo and the benchmark.
 
 The interface of `specs/hotline-12351.md` is served under `/integration/v1`
-(`adapters.hotline12351.sim_api`), with every rule enforced; the control routes under
+(`adapters.hotline12351.sim.api`), with every rule enforced; the control routes under
 `/_sim` move its clock, switch faults and play the union's agents:
 
 - `POST /_sim/advance` `{"seconds": s}`: move the clock (simkit).
@@ -53,10 +53,11 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from adapters.hotline12351.sim_api import BASE_PATH, Api, refusal_of
-from adapters.hotline12351.sim_control import WorkflowDriver, agent_step, fix_case, record_cases
-from adapters.hotline12351.sim_requests import Problem, problem_response
-from adapters.hotline12351.sim_state import CaseBook
+from adapters.hotline12351.sim.api import BASE_PATH, Api, refusal_of
+from adapters.hotline12351.sim.control import agent_step, fix_case, record_cases
+from adapters.hotline12351.sim.driver import WorkflowDriver
+from adapters.hotline12351.sim.requests import Problem, problem_response
+from adapters.hotline12351.sim.state import CaseBook
 from adapters.simkit import (
     CallLog,
     CountsCalls,

@@ -8,7 +8,7 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from adapters.hotline12345.sim_state import invalid
+from adapters.hotline12345.sim.state import invalid
 from schemas.hotline12345 import (
     CONTENT_MAX,
     CREATE_CATEGORY_RE,

@@ -18,8 +18,8 @@ from typing import Any
 
 import structlog
 
-from adapters.hotline12345.sim_data import REMARKS, satisfaction
-from adapters.hotline12345.sim_state import BusinessError, OrderBook
+from adapters.hotline12345.sim.data import REMARKS, satisfaction
+from adapters.hotline12345.sim.state import BusinessError, OrderBook
 from schemas.hotline12345 import TIME_FORMAT
 
 log = structlog.get_logger(__name__)
