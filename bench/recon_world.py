@@ -42,8 +42,8 @@ from adapters.hotline12345.sim.data import order_fields
 from adapters.hotline12345.sim.state import DEADLINES, district_unit
 from adapters.hotline12351.feed import CasesPosition
 from adapters.hotline12351.sim.data import random_case
-from bridge.engine.side12351 import _content as _case_content  # the intake's own digest
 from bridge.mapping import MappingTables, case_to_referral, order_to_referral
+from bridge.partners.hotline12351.side import _content as _case_content  # the intake's own digest
 from schemas.canonical import referral_id
 from schemas.hotline12345 import TIME_FORMAT, Order, Reply, Visit
 from schemas.hotline12351 import Case, rfc3339

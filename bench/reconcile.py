@@ -350,7 +350,7 @@ def request_kind(method: str, path: str) -> str:
 def _reconciler(settings: Any, store: Any, sides: dict[str, Any]) -> Any:
     """The node's reconciler, as `bridge.app.start_node` builds it; any of its fields
     named after a `[bridge] reconcile_<field>` setting gets that setting."""
-    from bridge.app import PARTNER, topology_of
+    from bridge.app import topology_of
     from bridge.engine.metrics import EngineMetrics
     from bridge.reconcile import Reconciler
 
@@ -363,7 +363,7 @@ def _reconciler(settings: Any, store: Any, sides: dict[str, Any]) -> Any:
         store=store,
         sides=sides,
         topology=topology_of(settings),
-        partner=PARTNER,
+        systems=("12345", "12351"),
         node_id="bench-daemon",
         interval_s=settings.bridge.reconcile_interval_s,
         metrics=EngineMetrics(),

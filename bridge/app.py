@@ -3,8 +3,10 @@
 Start order: HTTP session → store → adapters → broker (topology) → consumers (appliers)
 → outbox relay → reconciler → SLA watch → pollers → admin API; torn down in reverse by
 one `AsyncExitStack`.
-This is the only module that names concrete adapters: a third partner hotline is a new
-`adapters/<name>/` package, a mapping module, a side module and one entry in `SIDES`.
+This is the only module that names concrete partners: each kind is registered here, once
+(`bridge.partners`); everything else takes the partners of the deployment from the
+registry. A new partner kind is an `adapters/<kind>/` package, its kind module under
+`bridge/partners/`, and one `register()` line below (docs/partners.md).
 """
 
 from __future__ import annotations
@@ -21,25 +23,22 @@ from typing import Any
 import aiohttp
 import structlog
 
-from adapters.base import Hotline
 from adapters.errors import AdapterError
-from adapters.hotline12345.adapter import Hotline12345
-from adapters.hotline12351.adapter import Hotline12351
-from adapters.ratelimit import RequestBudget
 from adapters.retry import RetryPolicy
+from bridge import partners
 from bridge.admin import serve_admin
 from bridge.config import Settings
-from bridge.engine.applier import Applier, ApplyPolicy
-from bridge.engine.intake import IntakePolicy
+from bridge.engine.applier import Applier
 from bridge.engine.metrics import EngineMetrics
 from bridge.engine.poller import Poller
 from bridge.engine.relay import OutboxRelay, RelayPolicy
 from bridge.engine.retention import Retention, RetentionPolicy
-from bridge.engine.side12345 import Apply12345, Intake12345
-from bridge.engine.side12351 import Apply12351, Intake12351
 from bridge.engine.sla import SlaWatch
 from bridge.engine.versions import record_tables
 from bridge.mapping import MappingTables
+from bridge.partners import Deployment, Side, SideContext
+from bridge.partners.hotline12345 import KIND as KIND_12345
+from bridge.partners.hotline12351 import KIND as KIND_12351
 from bridge.reconcile import Reconciler
 from bridge.store import Clock, DeadLetterIn, Store, utc_now
 from bridge.supervisor import Supervisor
@@ -48,55 +47,33 @@ from bridge.transport.delivery import PARK_REASON_HEADER
 
 log = structlog.get_logger(__name__)
 
-PARTNER = {"12345": "12351", "12351": "12345"}
-"""Where a side's snapshots go: every referral crosses between these two."""
-
-
-@dataclass
-class Side:
-    """One hotline this node runs: its adapter, intake and apply policies, and the
-    request budget its calls spend (which counts their outcomes, for the metrics)."""
-
-    system: str
-    hotline: Hotline
-    intake: IntakePolicy
-    apply: ApplyPolicy
-    budget: RequestBudget | None = None
+partners.register(KIND_12345)
+partners.register(KIND_12351)
 
 
 def build_side(
-    system: str, settings: Settings, session: aiohttp.ClientSession, tables: MappingTables
+    system: str,
+    settings: Settings,
+    session: aiohttp.ClientSession,
+    tables: MappingTables,
+    deployment: Deployment | None = None,
 ) -> Side:
-    """The registry of hotlines this bridge knows."""
-    handler = settings.bridge.handler_name
-    if system == "12345":
-        assert settings.hotline12345 is not None
-        hotline12345 = Hotline12345(session, settings.hotline12345)
-        return Side(
-            system,
-            hotline12345,
-            Intake12345(unit_code=settings.hotline12345.unit_code, tables=tables),
-            Apply12345(hotline=hotline12345, handler=handler, tables=tables),
-            hotline12345.budget,
-        )
-    if system == "12351":
-        assert settings.hotline12351 is not None
-        hotline12351 = Hotline12351(session, settings.hotline12351)
-        return Side(
-            system,
-            hotline12351,
-            Intake12351(tables=tables),
-            Apply12351(hotline=hotline12351, tables=tables),
-            hotline12351.budget,
-        )
-    raise ValueError(f"unknown hotline {system!r}")
+    """The side of partner `system` (its kind's adapter and policies)."""
+    deployment = deployment or settings.deployment()
+    partner = deployment.partners[system]
+    if partner.config is None:
+        raise ValueError(f"no config section for partner {system!r}")
+    ctx = SideContext(system, partner.config, settings, session, tables, deployment)
+    return partner.kind.build_side(ctx)
 
 
 def topology_of(settings: Settings) -> Topology:
+    """Work queues for every partner of the deployment (`[bridge] partners`), so that a
+    node can route to a partner another node runs."""
     amqp = settings.amqp
     return Topology(
         namespace=amqp.namespace,
-        targets=("12345", "12351"),
+        targets=settings.deployment(require_sides=False).names,
         shards=amqp.shards,
         retry_delays_s=tuple(amqp.retry_delays_s),
         delivery_limit=amqp.delivery_limit,
@@ -127,6 +104,14 @@ class Node:
     short, so that a recovery is noticed within seconds, not at a back-off step later."""
     metrics: EngineMetrics = field(default_factory=EngineMetrics)
     """The engine's counters (actions, retries, parked), exposed by `/metrics`."""
+    deployment: Deployment | None = None
+    """Every partner of the deployment; None: read from `settings` when asked."""
+
+    @property
+    def partners(self) -> Deployment:
+        if self.deployment is None:
+            self.deployment = self.settings.deployment(require_sides=False)
+        return self.deployment
 
     def spawn(self, name: str, factory: Callable[[], Coroutine[Any, Any, Any]]) -> None:
         """Run a background task under the node's supervisor (restarted if it crashes)."""
@@ -176,7 +161,7 @@ async def start_node(
     """Start every part of a node on `stack`; closing the stack stops it cleanly.
     `clock` is the node's time: the store stamps rows and judges leases by it, retention
     and the SLA watch judge their ages and deadlines by it (tests pass the simulators')."""
-    settings.check()
+    deployment = settings.deployment()
     tables = MappingTables.from_config(settings.mapping or None)
     node_id = settings.bridge.node_id or f"{socket.gethostname()}:{os.getpid()}"
 
@@ -185,7 +170,7 @@ async def start_node(
     stack.push_async_callback(store.aclose)
     await record_tables(store, tables)  # events name them by version; replays read them
     metrics = EngineMetrics()
-    sides = {s: build_side(s, settings, session, tables) for s in settings.bridge.sides}
+    sides = {s: build_side(s, settings, session, tables, deployment) for s in settings.bridge.sides}
     for side in sides.values():
         stack.push_async_callback(side.hotline.aclose)
 
@@ -209,7 +194,17 @@ async def start_node(
     )
     supervisor = Supervisor(crash_exit_after_s=settings.bridge.crash_exit_after_s)
     node = Node(
-        settings, store, transport, sides, {}, [], relay, node_id, supervisor, metrics=metrics
+        settings,
+        store,
+        transport,
+        sides,
+        {},
+        [],
+        relay,
+        node_id,
+        supervisor,
+        metrics=metrics,
+        deployment=deployment,
     )
     stack.push_async_callback(supervisor.aclose)
 
@@ -231,7 +226,7 @@ async def start_node(
         store=store,
         sides=sides,
         topology=topology,
-        partner=PARTNER,
+        systems=deployment.names,
         node_id=node_id,
         interval_s=settings.bridge.reconcile_interval_s,
         window_s=settings.bridge.reconcile_window_s,
@@ -247,10 +242,15 @@ async def start_node(
     node.spawn("reconciler", node.reconciler.run)
     if settings.sla.enabled:
         node.sla = SlaWatch(
-            store=store, config=settings.sla, node_id=node_id, systems=set(sides), clock=clock
+            store=store,
+            config=settings.sla,
+            node_id=node_id,
+            systems=set(sides),
+            rules=deployment.deadline_rules(),
+            clock=clock,
         )
         node.spawn("sla", node.sla.run)
-    for system, side in sides.items():
+    for side in sides.values():
         for feed in side.hotline.feeds:
             poller = Poller(
                 store=store,
@@ -258,7 +258,6 @@ async def start_node(
                 feed=feed,
                 policy=side.intake,
                 topology=topology,
-                target=PARTNER[system],
                 interval_s=settings.bridge.poll_interval_s,
                 busy_interval_s=settings.bridge.poll_busy_interval_s,
                 max_backoff_s=settings.bridge.poll_max_backoff_s,
@@ -267,7 +266,7 @@ async def start_node(
             )
             node.pollers.append(poller)
             node.spawn(poller.name, poller.run)
-    node.admin_url = await serve_admin(node, stack, PARTNER)
+    node.admin_url = await serve_admin(node, stack)
     log.info("node.started", node_id=node_id, sides=list(sides), admin=node.admin_url)
     return node
 

@@ -9,6 +9,7 @@ import json
 import re
 import signal
 import sys
+from collections.abc import Callable
 from contextlib import AsyncExitStack
 from pathlib import Path
 
@@ -16,14 +17,16 @@ import click
 
 from bridge import cli_admin, runtime
 from bridge.cli_target import settings_or_exit as _settings_or_exit
+from bridge.config import masked
 from bridge.logging import configure_logging
+from bridge.partners import simulated
 
 
 @click.group()
 @click.option("--log-level", default="info", show_default=True)
 @click.pass_context
 def main(ctx: click.Context, log_level: str) -> None:
-    """Bridge referrals between the 12345 and 12351 hotlines over RabbitMQ."""
+    """Bridge referrals between the union's hotline and its partner hotlines over RabbitMQ."""
     ctx.obj = {"log_level": log_level}
 
 
@@ -83,11 +86,7 @@ def check_config(config_path: str, connect: bool) -> None:
         if failed:
             sys.exit(1)
         return
-    dumped = settings.model_dump(mode="json")
-    for section in ("hotline12345", "hotline12351"):
-        for secret in ("client_secret", "api_key"):
-            if dumped.get(section) and secret in dumped[section]:
-                dumped[section][secret] = "***"
+    dumped = masked(settings)
     dumped["admin"]["tokens"] = sorted(set(dumped["admin"]["tokens"].values()))
     for section in ("amqp", "store"):
         dumped[section]["url"] = re.sub(
@@ -96,19 +95,33 @@ def check_config(config_path: str, connect: bool) -> None:
     click.echo(json.dumps(dumped, ensure_ascii=False, indent=2))
 
 
+def _simulator_options(command: Callable[..., None]) -> Callable[..., None]:
+    """`--port-<name>` and each kind's own `--<key>-<name>` flags (with the spelling they
+    had before there were partners, where a kind names one), for every simulated kind."""
+    for name, kind in reversed(list(simulated().items())):
+        assert kind.simulator is not None
+        for option in reversed(kind.simulator.options):
+            flag = f"--{option.key.replace('_', '-')}-{name}"
+            names = [flag, *([option.alias] if option.alias else [])]
+            dest = f"opt__{name}__{option.key}"
+            command = click.option(
+                *names, dest, default=option.default, show_default=True, help=option.help
+            )(command)
+        port = kind.simulator.default_port
+        command = click.option(
+            f"--port-{name}", f"port__{name}", default=port, show_default=True, type=int
+        )(command)
+    return command
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port-12345", default=8345, show_default=True)
-@click.option("--port-12351", default=8351, show_default=True)
-@click.option("--client-id", default="demo-client", show_default=True)
-@click.option("--client-secret", default="demo-secret", show_default=True)
-@click.option("--api-key", default="demo-key", show_default=True)
-@click.option("--unit-code", default="BJZGH", show_default=True)
+@_simulator_options
 @click.option(
     "--rate-limits/--no-rate-limits",
     default=True,
     show_default=True,
-    help="12345's 20 requests/s per client",
+    help="each simulator's published rate limit",
 )
 @click.option(
     "--drive",
@@ -119,36 +132,29 @@ def check_config(config_path: str, connect: bool) -> None:
 )
 @click.pass_context
 def simulate(
-    ctx: click.Context,
-    host: str,
-    port_12345: int,
-    port_12351: int,
-    client_id: str,
-    client_secret: str,
-    api_key: str,
-    unit_code: str,
-    rate_limits: bool,
-    drive: float,
+    ctx: click.Context, host: str, rate_limits: bool, drive: float, **flags: object
 ) -> None:
-    """Serve both hotline simulators until interrupted."""
+    """Serve every partner's simulator until interrupted."""
     from bridge.demo import Simulators
 
     configure_logging(ctx.obj["log_level"])
+    ports: dict[str, int] = {}
+    options: dict[str, dict[str, object]] = {}
+    for dest, value in flags.items():
+        what, name, *key = dest.split("__")
+        if what == "port":
+            ports[name] = int(value)  # type: ignore[call-overload]
+        else:
+            options.setdefault(name, {})[key[0]] = value
 
     async def serve() -> None:
         async with Simulators(
-            host=host,
-            port_12345=port_12345,
-            port_12351=port_12351,
-            client_id=client_id,
-            client_secret=client_secret,
-            api_key=api_key,
-            unit_code=unit_code,
-            rate_limits=rate_limits,
+            host=host, ports=ports, options=options, rate_limits=rate_limits
         ) as sims:
             if drive:
                 await sims.drive(drive)
-            click.echo(f"12345 simulator: {sims.url_12345}\n12351 simulator: {sims.url_12351}")
+            for name in sims.running:
+                click.echo(f"{name} simulator: {sims.url(name)}")
             await _wait_for_signal()
 
     runtime.run(serve())

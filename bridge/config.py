@@ -2,7 +2,10 @@
 by an environment variable `BRIDGE_<SECTION>__<KEY>` (pydantic-settings).
 
 Precedence: explicit arguments > environment > TOML file > defaults. A node needs the
-section of a hotline only if it runs that side (`[bridge] sides`); `check()` says so.
+section of a partner only if it runs that side (`[bridge] sides`); `check()` says so.
+Partners are data (`bridge.partners`): `[partners.<name>]` sections with a `kind`; the
+contract's `[hotline12345]` and `[hotline12351]` are the sections of the two first
+partners under the spelling they had before there were partners.
 """
 
 from __future__ import annotations
@@ -10,9 +13,9 @@ from __future__ import annotations
 import json
 from datetime import date
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -23,6 +26,9 @@ from pydantic_settings import (
 from adapters.hotline12345.config import Hotline12345Config
 from adapters.hotline12351.config import Hotline12351Config
 from bridge.errors import ConfigError
+
+if TYPE_CHECKING:
+    from bridge.partners import Deployment
 
 
 class _Section(BaseModel):
@@ -121,7 +127,12 @@ class AdminConfig(_Section):
 
 
 class BridgeSection(_Section):
-    sides: list[Literal["12345", "12351"]] = ["12345", "12351"]
+    sides: list[str] = Field(default=["12345", "12351"], description="the partners this node runs")
+    partners: list[str] | None = Field(
+        default=None,
+        description="every partner of the deployment (default: sides): a node routes to a "
+        "partner another node runs; a transfer to a name outside them is parked",
+    )
     poll_interval_s: float = Field(default=2.0, gt=0)
     poll_busy_interval_s: float = Field(
         default=0.5,
@@ -207,6 +218,10 @@ class Settings(BaseSettings):
     store: StoreConfig = StoreConfig()
     hotline12345: Hotline12345Config | None = None
     hotline12351: Hotline12351Config | None = None
+    partners: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="`[partners.<name>]`: any further partner, by name, with its `kind`",
+    )
     admin: AdminConfig = AdminConfig()
     bridge: BridgeSection = BridgeSection()
     sla: SlaConfig = SlaConfig()
@@ -228,12 +243,15 @@ class Settings(BaseSettings):
         return tuple(sources)
 
     def check(self) -> None:
-        """Raise `ConfigError` if a configured side lacks its hotline section."""
-        for side in self.bridge.sides:
-            if getattr(self, f"hotline{side}") is None:
-                raise ConfigError(
-                    f"[bridge] sides includes {side!r} but the [hotline{side}] section is missing"
-                )
+        """Raise `ConfigError` if a configured side lacks its section, a partner's kind is
+        unknown or its section does not validate."""
+        self.deployment()
+
+    def deployment(self, *, require_sides: bool = True) -> Deployment:
+        """The partners of the deployment these settings describe (`bridge.partners`)."""
+        from bridge.partners import resolve
+
+        return resolve(self, require_sides=require_sides)
 
 
 def load_settings(
@@ -278,13 +296,56 @@ def settings_to_toml(settings: Settings) -> str:
 
     data = settings.model_dump(mode="json")
     # model_dump masks SecretStr values; a config file needs them as they are
-    for section, key in (("hotline12345", "client_secret"), ("hotline12351", "api_key")):
-        secret = getattr(getattr(settings, section), key, None)
-        if secret is not None:
-            data[section][key] = secret.get_secret_value()
+    for section, key, secret in _secrets(settings):
+        if isinstance(secret, SecretStr):
+            secret = secret.get_secret_value()
+        _section(data, section)[key] = secret
+    partners = data.pop("partners", {})
     parts = [
         table(name, values)
         for name, values in data.items()
         if isinstance(values, dict) and values and name != "mapping"
     ]
+    parts += [table(f"partners.{name}", values) for name, values in partners.items()]
     return "\n\n".join(parts) + "\n"
+
+
+def _secrets(settings: Settings) -> list[tuple[str, str, Any]]:
+    """(section, key, value) of every secret in the partners' sections (their kinds say
+    which keys are secrets)."""
+    from bridge.partners import kind, kinds
+
+    sections: dict[str, tuple[str, ...]] = {}
+    for known in kinds().values():
+        if known.legacy_section and getattr(settings, known.legacy_section, None) is not None:
+            sections[known.legacy_section] = known.secrets
+    for name, raw in settings.partners.items():
+        if raw.get("kind"):
+            sections[f"partners.{name}"] = kind(str(raw["kind"])).secrets
+    found = []
+    for section, keys in sections.items():
+        for key in keys:
+            value = _section_value(settings, section, key)
+            if value is not None:
+                found.append((section, key, value))
+    return found
+
+
+def _section_value(settings: Settings, section: str, key: str) -> Any:
+    if section.startswith("partners."):
+        return settings.partners.get(section.split(".", 1)[1], {}).get(key)
+    return getattr(getattr(settings, section, None), key, None)
+
+
+def _section(data: dict[str, Any], section: str) -> dict[str, Any]:
+    if section.startswith("partners."):
+        return data.setdefault("partners", {}).setdefault(section.split(".", 1)[1], {})
+    return data.setdefault(section, {})
+
+
+def masked(settings: Settings) -> dict[str, Any]:
+    """The settings as JSON with every partner's secrets masked (`check-config`)."""
+    data = settings.model_dump(mode="json")
+    for section, key, _ in _secrets(settings):
+        _section(data, section)[key] = "***"
+    return data

@@ -1,112 +1,143 @@
 """The simulators as one unit (for `simulate`, the demo, tests and the benchmark) and
-the demo itself: both simulators with a steady flow of cases, the bridge on SQLite and
-the local RabbitMQ, and a live summary in the terminal."""
+the demo itself: the partners' simulators with a steady flow of cases, the bridge on
+SQLite and the local RabbitMQ, and a live summary in the terminal. Which simulators run
+is the registry's business (`bridge.partners`): every kind with a simulator, under its
+default partner name."""
 
 from __future__ import annotations
 
 import asyncio
 import os
+import re
 import time
+from collections.abc import Collection, Mapping
 from contextlib import AsyncExitStack
 from pathlib import Path
 from typing import Any, Self
 
 import aiohttp
-from aiohttp import web
 
-from adapters.hotline12345.sim.server import Simulator12345
-from adapters.hotline12351.sim.server import Simulator12351
+from bridge.partners import Partner as _Partner
+from bridge.partners import RunningSim, SimOptions, section_of, simulated
+
+_BY_NAME = re.compile(r"(sim|url_|root_)(\w+)")
 
 
 class Simulators:
-    """Both hotline simulators served over HTTP on `host` (port 0 picks free ports)."""
+    """The partners' simulators served over HTTP on `host` (port 0 picks a free one).
+
+    `names`: which partners (default: every kind with a simulator); `ports` and
+    `options` per partner name; `port_<name>=` and a kind's option keys (`client_id=`,
+    `api_key=`, …) may also be given as keywords. A partner's simulator object is
+    `sims.sim(name)` (or `sims.sim<name>`), its base URL `sims.url(name)`, its root
+    `sims.root(name)`.
+    """
 
     def __init__(
         self,
         *,
         host: str = "127.0.0.1",
-        port_12345: int = 8345,
-        port_12351: int = 8351,
-        client_id: str = "demo-client",
-        client_secret: str = "demo-secret",
-        api_key: str = "demo-key",
-        unit_code: str = "BJZGH",
+        names: Collection[str] | None = None,
+        ports: Mapping[str, int] | None = None,
+        options: Mapping[str, Mapping[str, Any]] | None = None,
         rate_limits: bool = True,
         seed: int = 0,
+        **keywords: Any,
     ) -> None:
         self.host = host
-        self.ports = {"12345": port_12345, "12351": port_12351}
-        self.sim12345 = Simulator12345(
-            client_id=client_id,
-            client_secret=client_secret,
-            unit_code=unit_code,
-            rate_limit_per_s=20 if rate_limits else None,
-            seed=seed,
-        )
-        self.sim12351 = Simulator12351(api_keys={api_key: "hotline-bridge"}, seed=seed)
-        self._runners: list[web.AppRunner] = []
-        self.client_id, self.client_secret, self.api_key = client_id, client_secret, api_key
-        self.unit_code = unit_code
+        self.kinds = simulated(names)
+        self.ports = {
+            name: kind.simulator.default_port for name, kind in self.kinds.items() if kind.simulator
+        }
+        self.ports.update(ports or {})
+        self.options: dict[str, dict[str, Any]] = {}
+        for name, kind in self.kinds.items():
+            assert kind.simulator is not None
+            given = dict((options or {}).get(name, {}))
+            self.options[name] = {
+                o.key: given.get(o.key, keywords.get(o.key, o.default))
+                for o in kind.simulator.options
+            }
+        for key, value in keywords.items():
+            if key.startswith("port_") and key[5:] in self.ports:
+                self.ports[key[5:]] = value
         self.rate_limits = rate_limits
+        self.seed = seed
+        self.running: dict[str, RunningSim] = {}
 
     async def __aenter__(self) -> Self:
-        for system, sim in (("12345", self.sim12345), ("12351", self.sim12351)):
-            runner = web.AppRunner(sim.make_app(), access_log=None)
-            await runner.setup()
-            site = web.TCPSite(runner, self.host, self.ports[system])
-            await site.start()
-            self.ports[system] = runner.addresses[0][1]
-            self._runners.append(runner)
+        for name, kind in self.kinds.items():
+            assert kind.simulator is not None
+            opts = SimOptions(
+                name, self.host, self.ports[name], self.options[name], self.rate_limits, self.seed
+            )
+            running = await kind.simulator.start(opts)
+            self.running[name] = running
+            self.ports[name] = int(running.root.rsplit(":", 1)[1])
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        for runner in reversed(self._runners):
-            await runner.cleanup()
+        for running in reversed(list(self.running.values())):
+            await running.stop()
 
-    @property
-    def root_12345(self) -> str:
-        return f"http://{self.host}:{self.ports['12345']}"
+    def sim(self, name: str) -> Any:
+        return self.running[name].sim
 
-    @property
-    def root_12351(self) -> str:
-        return f"http://{self.host}:{self.ports['12351']}"
+    def url(self, name: str) -> str:
+        return self.running[name].url
 
-    @property
-    def url_12345(self) -> str:
-        return f"{self.root_12345}/api/v2"
+    def root(self, name: str) -> str:
+        return self.running[name].root
 
-    @property
-    def url_12351(self) -> str:
-        return f"{self.root_12351}/integration/v1"
+    def __getattr__(self, attr: str) -> Any:
+        # `sims.sim12345`, `sims.url_12351`, `sims.root_12385`; a kind's option by its key
+        if attr.startswith("_") or "running" not in self.__dict__:
+            raise AttributeError(attr)
+        found = _BY_NAME.fullmatch(attr)
+        if found is not None and found.group(2) in self.running:
+            how = {"sim": self.sim, "url_": self.url, "root_": self.root}[found.group(1)]
+            return how(found.group(2))
+        for name, values in self.options.items():
+            if attr in values:
+                return self.running[name].config.get(attr, values[attr])
+        raise AttributeError(attr)
 
     def config_sections(self) -> dict[str, Any]:
-        """The [hotline12345] and [hotline12351] sections that point at these simulators;
+        """The config sections that point a node at these simulators (the contract's
+        sections for the first two partners, `[partners.<name>]` for the others);
         without simulated rate limits the node does not limit itself either."""
-        return {
-            "hotline12345": {
-                "base_url": self.url_12345,
-                "client_id": self.client_id,
-                "client_secret": self.client_secret,
-                "unit_code": self.unit_code,
-                **({} if self.rate_limits else {"rate_limit_rps": 0}),
-            },
-            "hotline12351": {"base_url": self.url_12351, "api_key": self.api_key},
-        }
+        sections: dict[str, Any] = {}
+        for name, kind in self.kinds.items():
+            config = dict(self.running[name].config)
+            section = section_of(_Partner(name, kind))
+            if section.startswith("partners."):
+                sections.setdefault("partners", {})[name] = {"kind": kind.kind, **config}
+            else:
+                sections[section] = config
+        return sections
 
     async def control(self, system: str, method: str, path: str, body: Any = None) -> Any:
         """Call a simulator's `/_sim` control API over HTTP."""
-        root = self.root_12345 if system == "12345" else self.root_12351
         async with (
             aiohttp.ClientSession() as session,
-            session.request(method, f"{root}/_sim{path}", json=body) as resp,
+            session.request(method, f"{self.root(system)}/_sim{path}", json=body) as resp,
         ):
             resp.raise_for_status()
             return await resp.json()
 
     async def drive(self, per_s: float) -> None:
-        """Start both workflow drivers: new cases at `per_s` per side, moved along."""
-        await self.control("12345", "POST", "/driver", {"dispatch_per_s": per_s})
-        await self.control("12351", "POST", "/driver", {"cases_per_s": per_s})
+        """Start every workflow driver: new records at `per_s` per partner, moved along."""
+        for name, kind in self.kinds.items():
+            if kind.simulator is not None and kind.simulator.drive is not None:
+                path, body = kind.simulator.drive(per_s)
+                await self.control(name, "POST", path, body)
+
+    def summary(self) -> str:
+        return " | ".join(
+            f"{name}: {kind.simulator.summary(self.sim(name))}"
+            for name, kind in self.kinds.items()
+            if kind.simulator is not None and kind.simulator.summary is not None
+        )
 
 
 async def run_demo(config_path: str | None, *, rate: float, seconds: float, log_file: Path) -> None:
@@ -134,10 +165,10 @@ async def run_demo(config_path: str | None, *, rate: float, seconds: float, log_
             stack.push_async_callback(_delete_topology, settings)
         node = await start_node(settings, stack)
         await sims.drive(rate)
+        where = ", ".join(f"{name} at {sims.url(name)}" for name in sims.running)
         print(
-            f"hotline-bridge demo: 12345 at {sims.url_12345}, 12351 at {sims.url_12351}, "
-            f"store {settings.store.url}, admin at {node.admin_url}, logs in {log_file}. "
-            "Ctrl-C to stop."
+            f"hotline-bridge demo: {where}, store {settings.store.url}, "
+            f"admin at {node.admin_url}, logs in {log_file}. Ctrl-C to stop."
         )
         started = time.monotonic()
         stop = asyncio.Event()
@@ -169,26 +200,12 @@ async def _delete_topology(settings: Any) -> None:
 
 
 async def summary_line(sims: Simulators, node: Any) -> str:
-    """One line: what each side holds and where the bridge stands."""
-    orders = sims.sim12345.orders
-    to_union = [o for o in orders.values() if _get(o, "unitCode") == sims.unit_code]
-    signed = sum(1 for o in to_union if _get(o, "orderStatus") != "10")
-    created = sum(1 for o in orders.values() if _get(o, "sourceSystem") == "12351")
-    cases = sims.sim12351.cases
-    from_12345 = sum(
-        1 for c in cases.values() if (_get(c, "origin") or {}).get("system") == "12345"
-    )
-    transferred = sum(1 for c in cases.values() if _get(c, "status") == "transferred")
+    """One line: what each partner holds and where the bridge stands."""
     stats = await node.store.stats()
     dead = sum(stats.get("dead_letters", {}).get(k, 0) for k in ("parked",))
     return (
-        f"[{time.strftime('%H:%M:%S')}] 12345→12351: {len(to_union)} dispatched, "
-        f"{from_12345} cases created, {signed} signed | 12351→12345: {transferred} transferred, "
-        f"{created} orders created | ledger: {stats.get('referrals_total', 0)} referrals, "
-        f"{stats.get('early_warning', 0)} early-warning, outbox {stats.get('outbox_backlog', 0)}, "
-        f"dead letters {dead} | pid {os.getpid()}"
+        f"[{time.strftime('%H:%M:%S')}] {sims.summary()} | ledger: "
+        f"{stats.get('referrals_total', 0)} referrals, {stats.get('early_warning', 0)} "
+        f"early-warning, outbox {stats.get('outbox_backlog', 0)}, dead letters {dead} | "
+        f"pid {os.getpid()}"
     )
-
-
-def _get(record: Any, key: str) -> Any:
-    return record.get(key) if isinstance(record, dict) else getattr(record, key, None)

@@ -5,7 +5,8 @@ full state, never a delta (level-triggered). Each node publishes snapshots of it
 system's records that concern the other side; the other node compares them with its
 ledger and performs only the missing actions.
 
-Ids are kept per system (`ids`, `numbers`) so that a third partner hotline fits. Times
+Ids are kept per system (`ids`, `numbers`), and each referral names its `origin` and
+its `target` partner: any number of partner hotlines fit. Times
 are timezone-aware. Personal data (caller name and phone, location, subject, text,
 reply text) travels inside the snapshot because the other side needs it; it is never
 logged (see `bridge.logging`).
@@ -18,13 +19,14 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Final, Literal
+from typing import Annotated, Final
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 SCHEMA_VERSION: Final = 1
 
-System = Literal["12345", "12351"]
+System = Annotated[str, Field(min_length=1, max_length=32)]
+"""A partner's name in the deployment (`12345`, `12351`, `12385`): data, not a fixed set."""
 
 
 class Lifecycle(StrEnum):
@@ -105,6 +107,11 @@ class Referral(_Part):
     referral_id: str = Field(description="'<origin system>:<origin number>'")
     origin: System = Field(description="the system where the request began")
     source: System = Field(description="the system this snapshot was read from")
+    target: System | None = Field(
+        default=None,
+        description="the partner the referral crosses to from its origin (None in snapshots"
+        " of nodes that did not name it yet: the receiving side is then the target)",
+    )
     source_version: int = Field(ge=0, description="increasing per referral and source")
     source_no: str = Field(description="the source's human-facing number, for markers")
     ids: dict[str, str] = Field(default_factory=dict, description="system → native id")

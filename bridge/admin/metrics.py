@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
 from aiohttp import web
@@ -20,11 +20,9 @@ from prometheus_client.registry import Collector
 
 from adapters.http import OUTCOMES
 from bridge.admin.state import STATE, AdminState
-from bridge.engine.deadlines import KIND_SYSTEM
 from bridge.store import Figures
 
 STORE_TIMEOUT_S = 5.0
-SLA_KINDS = tuple((system, kind) for kind, system in KIND_SYSTEM.items())
 PREFIX = "hotline_bridge_"
 
 
@@ -84,7 +82,7 @@ class NodeCollector(Collector):
         for (system, stage), count in sorted(figures.parked.items()):
             parked.add_metric([system, stage], count)
         yield parked
-        yield from _sla(figures)
+        yield from _sla(figures, self.state.node.partners.sla_kinds())
 
     def _runtime(self) -> Iterator[Metric]:
         node = self.state.node
@@ -135,7 +133,7 @@ class NodeCollector(Collector):
         yield requests
 
 
-def _sla(figures: Figures) -> Iterator[Metric]:
+def _sla(figures: Figures, kinds: Iterable[tuple[str, str]]) -> Iterator[Metric]:
     deadlines = GaugeMetricFamily(
         PREFIX + "sla_deadlines",
         "Deadlines the SLA watch tracks, by hotline (system), kind (sign, reply, answer) "
@@ -143,7 +141,7 @@ def _sla(figures: Figures) -> Iterator[Metric]:
         labels=("system", "kind", "state"),
     )
     counts = dict(figures.sla)
-    for system, kind in {(s, k) for s, k, _ in counts} | set(SLA_KINDS):
+    for system, kind in {(s, k) for s, k, _ in counts} | set(kinds):
         for state in ("at_risk", "breached"):  # always present: an alert rule sees a 0
             counts.setdefault((system, kind, state), 0)
     for (system, kind, state), count in sorted(counts.items()):

@@ -186,7 +186,14 @@ def _origin(direction: str | None, partner: Mapping[str, str]) -> str | None:
     if direction is None:
         return None
     origin, _, target = direction.partition("-")
-    return origin if partner.get(origin) == target else None
+    return origin if partner.get(origin) in (target, "*") else None
+
+
+def _target(row: ReferralRow, snapshot: dict[str, Any], partner: Mapping[str, str]) -> str:
+    """Where the referral goes: its snapshot says so (older ones by their transfer), else
+    the deployment's route of its origin."""
+    transfer = snapshot.get("transfer") or {}
+    return snapshot.get("target") or transfer.get("to") or partner.get(row.origin_system, "?")
 
 
 def _summary(
@@ -202,7 +209,7 @@ def _summary(
         numbers[CASE_NO_SYSTEM] = row.case_no
     return {
         "referral_id": row.referral_id,
-        "direction": f"{row.origin_system}-{partner.get(row.origin_system, 'unknown')}",
+        "direction": f"{row.origin_system}-{_target(row, snapshot, partner)}",
         "origin": row.origin_system,
         "state": row.state,
         "ids": dict(row.ids),

@@ -46,7 +46,6 @@ async def replay_letter(
         letter_id,
         intake={side.system: side.intake for side in sides},
         topology=topology_of(node.settings),
-        partner=partner,
         hotlines={side.system: side.hotline for side in sides},
         mapping=mapping,
     )

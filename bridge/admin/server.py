@@ -8,7 +8,7 @@ under `/api/v1` the route groups of `ROUTES` (see `bridge.admin.api`), which nee
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
 
@@ -78,11 +78,12 @@ def problem(status: int, title: str) -> web.Response:
     return web.json_response(body, status=status, content_type="application/problem+json")
 
 
-def build_app(node: Node, partner: Mapping[str, str]) -> web.Application:
+def build_app(node: Node) -> web.Application:
     """The admin application of `node` (not yet served)."""
     app = web.Application(middlewares=[_count_requests])
     config = node.settings.admin
-    state = AdminState(node, partner, Tokens.load(config.tokens, config.token_files))
+    routes = node.partners.routes()
+    state = AdminState(node, routes, Tokens.load(config.tokens, config.token_files))
     state.registry.register(metrics.NodeCollector(state))
     state.registry.register(node.metrics.registry)  # the engine's counters
     app[STATE] = state
@@ -101,7 +102,7 @@ async def _stop_background(app: web.Application) -> None:
     await app[STATE].background.aclose()
 
 
-async def serve_admin(node: Node, stack: AsyncExitStack, partner: Mapping[str, str]) -> str | None:
+async def serve_admin(node: Node, stack: AsyncExitStack) -> str | None:
     """Serve the admin API on `[admin] listen` until `stack` closes; returns its URL
     with the port actually bound (port 0 picks a free one), or None when
     `[admin] enabled` is false. First, jobs a previous run left open are failed (only
@@ -110,7 +111,7 @@ async def serve_admin(node: Node, stack: AsyncExitStack, partner: Mapping[str, s
     if not config.enabled:
         return None
     await jobs.recover(node)
-    runner = web.AppRunner(build_app(node, partner), access_log=None, handle_signals=False)
+    runner = web.AppRunner(build_app(node), access_log=None, handle_signals=False)
     await runner.setup()
     stack.push_async_callback(runner.cleanup)
     host, port = config.host_port

@@ -30,6 +30,18 @@ class Intake:
     forward: bool = True
     mapping: str | None = None
     """The version of the mapping tables that made `referral`."""
+    target: str | None = None
+    """The partner the snapshot goes to (None: the snapshot's own `target`)."""
+
+    def __post_init__(self) -> None:
+        # raised inside the policy's `take`: the record is parked, nothing else stops
+        if self.forward and self.to is None:
+            ref = self.referral
+            raise MappingError("target", None, ref.source_no, "no partner to send it to")
+
+    @property
+    def to(self) -> str | None:
+        return self.target or self.referral.target
 
 
 class IntakePolicy(Protocol):
@@ -120,10 +132,14 @@ def _event_detail(ref: Referral, intake: Intake) -> dict[str, Any]:
 
 
 async def record_intake(
-    tx: Tx, topology: Topology, target: str, intake: Intake, *, replay: bool = False
+    tx: Tx, topology: Topology, intake: Intake, *, replay: bool = False
 ) -> bool:
-    """Upsert the referral and, when forwarded, enqueue its snapshot for `target`."""
+    """Upsert the referral and, when forwarded, enqueue its snapshot for the partner it
+    crosses to (`Intake.to`: an `Intake` to forward always has one)."""
     ref = intake.referral
+    target = intake.to or ""
+    if intake.target is not None and ref.target != intake.target:
+        ref = ref.model_copy(update={"target": intake.target})
     await tx.upsert_referral(
         ReferralRow(
             referral_id=ref.referral_id,

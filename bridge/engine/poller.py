@@ -45,7 +45,6 @@ class Poller:
         feed: str,
         policy: IntakePolicy,
         topology: Topology,
-        target: str,
         interval_s: float,
         busy_interval_s: float | None = None,
         max_backoff_s: float = 60.0,
@@ -60,7 +59,6 @@ class Poller:
         self.feed = feed
         self.policy = policy
         self.topology = topology
-        self.target = target
         self.interval_s = interval_s
         self.busy_interval_s = min(busy_interval_s or interval_s, interval_s)
         self.max_backoff_s = max_backoff_s
@@ -99,9 +97,7 @@ class Poller:
                         field=exc.field,
                     )
                     continue
-                if intake is not None and await record_intake(
-                    tx, self.topology, self.target, intake
-                ):
+                if intake is not None and await record_intake(tx, self.topology, intake):
                     forwarded += 1
             await tx.set_position(self.hotline.system, self.feed, page.position)
         for _ in range(parked):  # committed: count them

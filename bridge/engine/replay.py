@@ -53,7 +53,6 @@ async def replay_dead_letter(
     *,
     intake: Mapping[str, IntakePolicy],
     topology: Topology,
-    partner: Mapping[str, str],
     hotlines: Mapping[str, Hotline] | None = None,
     now: datetime | None = None,
     mapping: Tables = "current",
@@ -89,9 +88,7 @@ async def replay_dead_letter(
                 outcome = f"still does not map, parked again: {exc}"
             else:
                 outcome = "nothing to forward"
-                if taken is not None and await record_intake(
-                    tx, topology, partner[letter.system], taken, replay=True
-                ):
+                if taken is not None and await record_intake(tx, topology, taken, replay=True):
                     outcome = f"snapshot of {taken.referral.referral_id} queued again"
         elif "snapshot" in payload:
             ref = Referral.model_validate(payload["snapshot"])

@@ -16,7 +16,7 @@ other side's actions are not in its ledger.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Final
@@ -25,15 +25,14 @@ import structlog
 from pydantic import ValidationError
 
 from bridge.config import SlaConfig
-from bridge.engine.deadlines import AT_RISK, BREACHED, WorkCalendar, deadlines_of, state_at
+from bridge.engine.deadlines import AT_RISK, BREACHED, WorkCalendar, state_at
+from bridge.partners import DeadlinesFn, default_deadline_rules
 from bridge.store import Clock, SlaRow, SlaSubject, Store, utc_now
 from schemas.canonical import Referral
 
 log = structlog.get_logger(__name__)
 
 BATCH: Final = 200
-ORIGINS: Final = ("12345",)
-"""Origins whose referrals have deadlines (see `bridge.engine.deadlines`)."""
 DUE_TOLERANCE: Final = timedelta(seconds=1)
 """A due time that moved less than this is not rewritten (the same deadline read from
 two snapshots a few milliseconds apart)."""
@@ -60,6 +59,8 @@ class SlaWatch:
     config: SlaConfig
     node_id: str
     systems: Collection[str]
+    rules: Mapping[str, DeadlinesFn] = field(default_factory=default_deadline_rules)
+    """Origin partner → the deadlines of referrals that began there (its kind's)."""
     clock: Clock = utc_now
     batch_size: int = BATCH
     scans: int = field(default=0, init=False)
@@ -94,7 +95,7 @@ class SlaWatch:
         crossings: list[Crossing] = []
         after: str | None = None
         while True:
-            batch = await self.store.sla_batch(after, self.batch_size, ORIGINS)
+            batch = await self.store.sla_batch(after, self.batch_size, tuple(self.rules))
             if not batch:
                 break
             after = batch[-1].referral_id
@@ -125,7 +126,10 @@ class SlaWatch:
             ref = _snapshot(subject)
             if ref is None:
                 continue
-            found = deadlines_of(
+            rule = self.rules.get(ref.origin)
+            if rule is None:
+                continue
+            found = rule(
                 ref, subject.actions, subject.deadlines, calendar=calendar, systems=self.systems
             )
             for deadline in found:

@@ -2,13 +2,14 @@
 
 Two kinds of case concern the bridge:
 
-- a case the bridge created from a 12345 order (`origin.system == "12345"`):
-  referral `12345:<origin.external_no>`, `ids/numbers["12345"]` = the order number;
+- a case the bridge created from a partner's request (`origin.system` a partner):
+  referral `<partner>:<origin.external_no>`, `ids/numbers[<partner>]` = its number;
 - a union case `transferred` to another hotline: referral `12351:<case_no>`; once the
-  bridge recorded the order number (`transfer.external_no`), it is `numbers["12345"]`.
+  bridge recorded the partner's number (`transfer.external_no`), it is
+  `numbers[<partner>]`.
 
-A 12345-origin case that an agent marks `transferred` to 12345 is a return (退单) of
-the original order: state `returned`, `return_reason` = the transfer reason (the
+A partner-origin case that an agent marks `transferred` to that partner is a return
+(退单) of the original request: state `returned`, `return_reason` = the transfer reason (the
 transfer itself is kept in `transfer`). A `rejected` case is a return too, with
 `rejection_reason`.
 
@@ -20,7 +21,9 @@ points (12351's own limits), a malformed `district_code` (present, not 6 digits)
 from __future__ import annotations
 
 import re
+from collections.abc import Collection
 from datetime import datetime
+from typing import Final
 
 from bridge.errors import MappingError
 from bridge.mapping.tables import MappingTables
@@ -37,20 +40,44 @@ from schemas.canonical import (
 )
 from schemas.hotline12351 import DESCRIPTION_MAX, SERVICE_TYPES, SUBJECT_MAX, Case
 
+SYSTEM: Final = "12351"
+FIRST_PARTNERS: Final = ("12345",)
+"""The partners a case may come from or go to when the caller names none (a caller
+outside a node: tests, tools); a node passes its deployment's partners."""
 
-def concerns_12345(case: Case) -> bool:
-    """Whether the case belongs on the bridge: created from a 12345 order, or handed to
-    another hotline (a transfer to an unknown hotline is then parked by the mapping)."""
-    return _origin_order_no(case) is not None or case.status == "transferred"
+
+def concerns_partners(case: Case, partners: Collection[str] = FIRST_PARTNERS) -> bool:
+    """Whether the case belongs on the bridge: created from a partner's request, or handed
+    to another hotline (a transfer to an unknown hotline is then parked by the mapping)."""
+    return _origin_no(case, partners) is not None or case.status == "transferred"
 
 
-def _origin_order_no(case: Case) -> str | None:
-    if case.origin is not None and case.origin.system == "12345":
+concerns_12345 = concerns_partners
+
+
+def _origin_no(case: Case, partners: Collection[str]) -> str | None:
+    if case.origin is not None and case.origin.system in partners:
         return case.origin.external_no
     return None
 
 
-def case_to_referral(case: Case, *, read_at: datetime, tables: MappingTables) -> Referral:
+def target_of(case: Case, partners: Collection[str] = FIRST_PARTNERS) -> str | None:
+    """The partner a case's referral crosses to: where it began, or where it was
+    transferred; None when it concerns no partner."""
+    if case.origin is not None and case.origin.system in partners:
+        return case.origin.system
+    if case.transfer is not None and case.transfer.to:
+        return case.transfer.to
+    return None
+
+
+def case_to_referral(
+    case: Case,
+    *,
+    read_at: datetime,
+    tables: MappingTables,
+    partners: Collection[str] = FIRST_PARTNERS,
+) -> Referral:
     """The canonical snapshot of `case` at its own `version`.
 
     Raises MappingError (park) for the malformed cases listed in the module docstring;
@@ -62,30 +89,31 @@ def case_to_referral(case: Case, *, read_at: datetime, tables: MappingTables) ->
     _check_source_limits(case)
     if case.service_type not in SERVICE_TYPES:
         raise MappingError("service_type", case.service_type, case.case_no, "unknown value")
-    origin_no = _origin_order_no(case)
-    from_12345 = origin_no is not None
-    transfer = _transfer(case, tables)
-    ids = {"12351": case.id}
-    numbers = {"12351": no}
-    classification = {"12351": case.service_type}
-    if transfer is not None and transfer.category:
-        classification["12345"] = transfer.category
-    if origin_no is not None:
-        origin, rid = "12345", referral_id("12345", origin_no)
-        ids["12345"] = numbers["12345"] = origin_no
+    origin_no = _origin_no(case, partners)
+    transfer = _transfer(case, tables, partners)
+    ids = {SYSTEM: case.id}
+    numbers = {SYSTEM: no}
+    classification = {SYSTEM: case.service_type}
+    if transfer is not None and transfer.to and transfer.category:
+        classification[transfer.to] = transfer.category
+    if origin_no is not None and case.origin is not None:
+        origin = case.origin.system
+        rid = referral_id(origin, origin_no)
+        ids[origin] = numbers[origin] = origin_no
     else:
-        origin, rid = "12351", referral_id("12351", no)
-        if transfer is not None and transfer.to == "12345" and transfer.external_no:
-            ids["12345"] = numbers["12345"] = transfer.external_no
+        origin, rid = SYSTEM, referral_id(SYSTEM, no)
+        if transfer is not None and transfer.to and transfer.external_no:
+            ids[transfer.to] = numbers[transfer.to] = transfer.external_no
     state = tables.case_lifecycle(case.status, case.reopen_count)
     return_reason = case.rejection_reason or None
-    if from_12345 and transfer is not None and transfer.to == "12345":
+    if origin != SYSTEM and transfer is not None and transfer.to == origin:
         state = Lifecycle.RETURNED  # 退单 of the original order, not a new order
         return_reason = transfer.reason or return_reason
     return Referral(
         referral_id=rid,
         origin=origin,
-        source="12351",
+        source=SYSTEM,
+        target=target_of(case, partners),
         source_version=case.version,
         source_no=no,
         ids=ids,
@@ -130,12 +158,13 @@ def _check_source_limits(case: Case) -> None:
         raise MappingError("description", size, no, f"length {size} > {DESCRIPTION_MAX}")
 
 
-def _transfer(case: Case, tables: MappingTables) -> Transfer | None:
+def _transfer(case: Case, tables: MappingTables, partners: Collection[str]) -> Transfer | None:
     if case.status == "transferred":
         target = case.transfer.to if case.transfer is not None else None
         if not target:
             raise MappingError("transfer.to", None, case.case_no, "transferred to no hotline")
-        if target not in tables.transfer_targets:
+        allowed = partners if tables.transfer_targets is None else tables.transfer_targets
+        if target not in allowed or target == SYSTEM:
             raise MappingError("transfer.to", target, case.case_no, f"unknown hotline {target!r}")
     if case.transfer is None:
         return None

@@ -122,8 +122,9 @@ ORDER_STATUS_TO_PARTNER_STATUS: Final[Mapping[str, str]] = {
     "70": "withdrawn",
 }
 
-TRANSFER_TARGETS: Final[tuple[str, ...]] = ("12345",)
-"""Hotlines a 12351 case may be transferred to through the bridge."""
+TRANSFER_TARGETS: Final[tuple[str, ...] | None] = None
+"""Hotlines a 12351 case may be transferred to through the bridge; None: every partner
+of the deployment (`[bridge] partners`). A list narrows it (an empty one: none)."""
 
 
 def _known(table: Mapping[str, Any], code: str, field: str) -> Any:
@@ -157,7 +158,7 @@ class MappingTables(BaseModel):
     satisfaction_codes: dict[str, Satisfaction]
     order_status_to_partner_status: dict[str, PartnerStatus]
     districts: dict[str, str]
-    transfer_targets: tuple[str, ...]
+    transfer_targets: tuple[str, ...] | None = None
 
     @classmethod
     def default(cls) -> Self:

@@ -43,24 +43,29 @@ from schemas.hotline12351 import (
 )
 
 DISTRICT_LINE_PREFIX: Final = "原属地编码："
-REOPEN_REASON_DEFAULT: Final = "12345重办（未说明原因）"
-WITHDRAWN_REASON: Final = "12345已撤销工单 {order_no}"
-EXTENDED_TEXT: Final = "12345已同意延期，办理时限至 {deadline}"
+SYSTEM: Final = "12351"
+REOPEN_REASON_DEFAULT: Final = "{partner}重办（未说明原因）"
+WITHDRAWN_REASON: Final = "{partner}已撤销工单 {order_no}"
+EXTENDED_TEXT: Final = "{partner}已同意延期，办理时限至 {deadline}"
 
 M = TypeVar("M", bound=BaseModel)
 
 
-def create_case_request(ref: Referral, tables: MappingTables) -> CreateCaseRequest:
-    """`POST /cases` body for a 12345-origin snapshot read from 12345.
+def create_case_request(
+    ref: Referral, tables: MappingTables, service_type: str | None = None
+) -> CreateCaseRequest:
+    """`POST /cases` body for a snapshot read from the partner where the request began.
+    `service_type` is the union's for the request, as the partner's kind reads it
+    (`bridge.partners.UnionView`); None: the 12345 category row of `tables`.
 
     Raises MappingError when the snapshot is not one (`origin`), has no deadline
     (`deadline`: a 12345-origin case always carries `origin.deadline`), or 12351's
     model refuses the result.
     """
-    order_no = _require_12345_snapshot(ref, "12345")
+    order_no = _require_partner_snapshot(ref)
     if ref.deadline is None:
-        raise MappingError("deadline", None, order_no, "a 12345-origin case needs a deadline")
-    cut = marker("12345", order_no)
+        raise MappingError("deadline", None, order_no, "a partner-origin case needs a deadline")
+    cut = marker(ref.source, order_no)
     district = ref.district_code if tables.is_district(ref.district_code) else None
     district_line = None
     if ref.district_code and district is None:
@@ -70,14 +75,15 @@ def create_case_request(ref: Referral, tables: MappingTables) -> CreateCaseReque
         CreateCaseRequest,
         order_no,
         channel="partner",
-        origin={"system": "12345", "external_no": order_no, "deadline": ref.deadline},
+        origin={"system": ref.source, "external_no": order_no, "deadline": ref.deadline},
         worker={
             "name": ref.caller.name or None,
             "phone": ref.caller.phone or None,
             "confidential": ref.caller.confidential,
         },
         district_code=district,
-        service_type=tables.service_type_for(ref.classification.get("12345", "")),
+        service_type=service_type
+        or tables.service_type_for(ref.classification.get(ref.source, "")),
         priority=tables.priority12351_for(ref.priority),
         subject=fit(ref.subject, SUBJECT_MAX, cut),
         description=description or None,
@@ -85,11 +91,32 @@ def create_case_request(ref: Referral, tables: MappingTables) -> CreateCaseReque
     )
 
 
-def partner_update_for(ref: Referral, tables: MappingTables) -> PartnerUpdateBody | None:
-    """The `partner_update` telling 12351 where the order made from its case stands;
-    None for a status with no partner status (10)."""
-    order_no = _require_12345_snapshot(ref, "12351")
-    status = tables.partner_status_for(ref.native_status, ref.reopen_count)
+FROM_TABLES: Final = ("", False)
+"""`partner_update_for`'s default: the partner status from the 12345 rows of the tables."""
+
+
+def partner_update_for(
+    ref: Referral, tables: MappingTables, status: tuple[str, bool] | None = FROM_TABLES
+) -> PartnerUpdateBody | None:
+    """The `partner_update` telling 12351 where the partner's record made from its case
+    stands; None for a status with no partner status (12345: 10). `status` is the
+    partner status and whether the visit's satisfaction goes with it, as the partner's
+    kind reads the snapshot (None: nothing to tell); by default `tables`' 12345 rows.
+    """
+    order_no = _require_union_case_snapshot(ref)
+    if status == FROM_TABLES:
+        found = tables.partner_status_for(ref.native_status, ref.reopen_count)
+        status = None if found is None else (found, ref.native_status == "40")
+    return partner_update(ref, order_no, status)
+
+
+def partner_update(
+    ref: Referral, order_no: str, status_and_visit: tuple[str, bool] | None
+) -> PartnerUpdateBody | None:
+    """The `partner_update` of `status_and_visit` for a union case's partner record."""
+    if status_and_visit is None:
+        return None
+    status, visited = status_and_visit
     if status is None:
         return None
     text = None
@@ -100,16 +127,16 @@ def partner_update_for(ref: Referral, tables: MappingTables) -> PartnerUpdateBod
     elif status == "in_progress":
         text = ref.reopen_reason
     elif status == "extended" and ref.deadline is not None:
-        text = _extended_text(ref.deadline)
+        text = _extended_text(ref.source, ref.deadline)
     elif status == "replied":
         if ref.reply is not None:
             text = ref.reply.text
             at = ref.reply.at or at
-        if ref.native_status == "40" and ref.callback is not None:
+        if visited and ref.callback is not None:
             satisfaction = ref.callback.satisfaction.value
             at = ref.callback.at or at
     if text:
-        text = fit(text, PARTNER_TEXT_MAX, marker("12345", order_no))
+        text = fit(text, PARTNER_TEXT_MAX, marker(ref.source, order_no))
     return _build(
         PartnerUpdateBody,
         order_no,
@@ -121,20 +148,23 @@ def partner_update_for(ref: Referral, tables: MappingTables) -> PartnerUpdateBod
 
 
 def external_ref_for(ref: Referral, order_no: str | None = None) -> ExternalRefBody:
-    """`external_ref` recording the 12345 order number on the transferred case.
+    """`external_ref` recording the partner's number on the transferred case.
 
-    `order_no` defaults to the snapshot's `numbers["12345"]`; raises MappingError if
-    neither is known.
+    `order_no` defaults to the snapshot's number at its source (`numbers[ref.source]`);
+    raises MappingError if neither is known.
     """
-    number = order_no or ref.numbers.get("12345")
+    number = order_no or ref.numbers.get(ref.source)
     if not number:
-        raise MappingError("numbers.12345", None, ref.source_no, "no 12345 order number yet")
-    return _build(ExternalRefBody, ref.source_no, system="12345", external_no=number)
+        raise MappingError(
+            f"numbers.{ref.source}", None, ref.source_no, f"no {ref.source} number yet"
+        )
+    return _build(ExternalRefBody, ref.source_no, system=ref.source, external_no=number)
 
 
 def callback_result_for(ref: Referral) -> CallbackResultBody | None:
-    """`callback_result` from the 12345 visit of a 12345-origin order; None before a visit."""
-    order_no = _require_12345_snapshot(ref, "12345")
+    """`callback_result` from the partner's visit of a partner-origin request; None before
+    a visit."""
+    order_no = _require_partner_snapshot(ref)
     if ref.callback is None:
         return None
     return _build(
@@ -147,55 +177,69 @@ def callback_result_for(ref: Referral) -> CallbackResultBody | None:
 
 
 def reopened_for(ref: Referral) -> ReopenedBody | None:
-    """`reopened` for a 12345-origin order that 12345 sent back (重办); None if never.
+    """`reopened` for a partner-origin request the partner sent back (重办); None if never.
 
-    The reason is `reopenReason`, or a fixed text when 12345 gave none (12351 needs one).
+    The reason is the partner's, or a fixed text when it gave none (12351 needs one).
     """
-    order_no = _require_12345_snapshot(ref, "12345")
+    order_no = _require_partner_snapshot(ref)
     if ref.reopen_count == 0:
         return None
     return _build(
         ReopenedBody,
         order_no,
-        reason=ref.reopen_reason or REOPEN_REASON_DEFAULT,
+        reason=ref.reopen_reason or REOPEN_REASON_DEFAULT.format(partner=ref.source),
         at=ref.updated_at or ref.read_at,
     )
 
 
 def withdrawn_for(ref: Referral) -> WithdrawnBody | None:
-    """`withdrawn` for a 12345-origin order 12345 withdrew (70); None otherwise."""
-    order_no = _require_12345_snapshot(ref, "12345")
+    """`withdrawn` for a partner-origin request the partner withdrew; None otherwise."""
+    order_no = _require_partner_snapshot(ref)
     if ref.state is not Lifecycle.WITHDRAWN:
         return None
-    return _build(WithdrawnBody, order_no, reason=WITHDRAWN_REASON.format(order_no=order_no))
+    return _build(
+        WithdrawnBody,
+        order_no,
+        reason=WITHDRAWN_REASON.format(partner=ref.source, order_no=order_no),
+    )
 
 
 def extension_granted_for(ref: Referral) -> PartnerUpdateBody | None:
-    """`partner_update` `extended` for a 12345-origin order whose extension 12345 granted
-    (status 25); None otherwise."""
-    order_no = _require_12345_snapshot(ref, "12345")
+    """`partner_update` `extended` for a partner-origin request whose extension the
+    partner granted (12345: status 25); None otherwise."""
+    order_no = _require_partner_snapshot(ref)
     if ref.extension is None or not ref.extension.granted:
         return None
     return _build(
         PartnerUpdateBody,
         order_no,
         status="extended",
-        text=_extended_text(ref.extension.new_deadline),
+        text=_extended_text(ref.source, ref.extension.new_deadline),
         at=ref.updated_at or ref.read_at,
     )
 
 
-def _extended_text(deadline: datetime) -> str:
-    return EXTENDED_TEXT.format(deadline=to_beijing(deadline).strftime(TIME_FORMAT))
+def _extended_text(partner: str, deadline: datetime) -> str:
+    when = to_beijing(deadline).strftime(TIME_FORMAT)
+    return EXTENDED_TEXT.format(partner=partner, deadline=when)
 
 
-def _require_12345_snapshot(ref: Referral, origin: str) -> str:
-    """The order number of a snapshot read from 12345 with the given origin."""
-    if ref.source != "12345" or ref.origin != origin:
+def _require_partner_snapshot(ref: Referral) -> str:
+    """The partner's number of a snapshot read from the partner where it began."""
+    if ref.source == SYSTEM or ref.origin != ref.source:
         raise MappingError(
-            "origin", ref.origin, ref.source_no, f"needs a 12345 snapshot of {origin} origin"
+            "origin", ref.origin, ref.source_no, "needs a partner's snapshot of its own request"
         )
-    return ref.numbers.get("12345") or ref.source_no
+    return ref.numbers.get(ref.source) or ref.source_no
+
+
+def _require_union_case_snapshot(ref: Referral) -> str:
+    """The partner's number of a snapshot of the record a partner made from a union case."""
+    if ref.source == SYSTEM or ref.origin != SYSTEM:
+        raise MappingError(
+            "origin", ref.origin, ref.source_no, "needs a partner's snapshot of a union case"
+        )
+    return ref.numbers.get(ref.source) or ref.source_no
 
 
 def _build(model: type[M], case: str, **fields: Any) -> M:

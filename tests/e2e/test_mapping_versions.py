@@ -13,7 +13,7 @@ from harness import cases_from, order, orders_from, running_node, wait_until
 from prometheus_client.parser import text_string_to_metric_families
 from sim_actions import dispatch, record_case
 
-from bridge.app import PARTNER, Node, build_side, topology_of
+from bridge.app import Node, build_side, topology_of
 from bridge.config import Settings
 from bridge.demo import Simulators
 from bridge.engine.replay import Tables, replay_dead_letter
@@ -183,7 +183,6 @@ async def _replay(settings: Settings, letter_ids: list[int], *, mapping: Tables)
                     letter_id,
                     intake={s: side.intake for s, side in sides.items()},
                     topology=topology_of(settings),
-                    partner=PARTNER,
                     hotlines={s: side.hotline for s, side in sides.items()},
                     mapping=mapping,
                 )

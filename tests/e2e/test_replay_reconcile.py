@@ -16,7 +16,7 @@ from harness import (
 )
 from sim_actions import dispatch, order_action
 
-from bridge.app import PARTNER, Node, topology_of
+from bridge.app import Node, topology_of
 from bridge.demo import Simulators
 from bridge.engine.replay import ReplayError, replay_dead_letter
 
@@ -51,7 +51,6 @@ async def _replay(node: Node, letter_id: int) -> str:
         letter_id,
         intake={s: side.intake for s, side in node.sides.items()},
         topology=topology_of(node.settings),
-        partner=PARTNER,
         hotlines={s: side.hotline for s, side in node.sides.items()},
     )
 

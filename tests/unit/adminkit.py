@@ -24,8 +24,9 @@ from sqlalchemy.engine import make_url
 
 from adapters.ratelimit import RequestBudget
 from bridge.admin import serve_admin
-from bridge.app import PARTNER, Node, Side
+from bridge.app import Node
 from bridge.config import Settings
+from bridge.partners import Side
 from bridge.store import Clock, Store, utc_now
 from bridge.supervisor import Supervisor
 
@@ -149,7 +150,7 @@ async def admin_node(
             node_id="test",
             supervisor=supervisor,
         )
-        url = await serve_admin(node, stack, PARTNER)
+        url = await serve_admin(node, stack)
         assert url is not None and not url.endswith(":0")
         http = await stack.enter_async_context(aiohttp.ClientSession())
         yield Admin(node, url, http)

@@ -13,7 +13,6 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from bridge.admin import serve_admin
-from bridge.app import PARTNER
 from bridge.config import Settings
 from bridge.store import DeadLetterIn, OutboxMessage, ReferralRow
 from tests.unit.adminkit import Admin, admin_node
@@ -162,4 +161,4 @@ async def test_disabled_admin_serves_nothing(tmp_path: Path) -> None:
     settings = Settings(admin={"enabled": False})
     node: Any = type("N", (), {"settings": settings})()
     async with AsyncExitStack() as stack:
-        assert await serve_admin(node, stack, PARTNER) is None
+        assert await serve_admin(node, stack) is None

@@ -20,9 +20,10 @@ from structlog.testing import capture_logs
 from adapters.base import FeedPage
 from adapters.errors import NotFound, TransientError
 from bridge.admin import jobs
-from bridge.app import PARTNER, Side, topology_of
-from bridge.engine.side12351 import Intake12351
+from bridge.app import topology_of
 from bridge.mapping import MappingTables, case_to_referral
+from bridge.partners import Side
+from bridge.partners.hotline12351.side import Intake12351
 from bridge.reconcile import KINDS, Reconciler
 from bridge.store import DeadLetterIn, ReferralRow, Store, tables
 from schemas.hotline12351 import Case
@@ -482,7 +483,7 @@ async def reconciling(admin: Admin, hotline: CaseHotline) -> str:
         store=node.store,
         sides={"12351": side},
         topology=topology_of(node.settings),
-        partner=PARTNER,
+        systems=("12345", "12351"),
         node_id=node.node_id,
         interval_s=3600,
         progress_every_s=0,

@@ -13,8 +13,8 @@ from adapters.base import Action, ActionResult, FeedPage
 from adapters.errors import StatusNotAllowed, TransientError
 from adapters.retry import RetryPolicy
 from bridge.engine.applier import Applier
-from bridge.engine.side12345 import Apply12345
 from bridge.mapping import MappingTables, case_to_referral
+from bridge.partners.hotline12345.side import Apply12345
 from bridge.store import Store
 from bridge.transport import Outcome, Verdict
 from schemas.hotline12345 import Order

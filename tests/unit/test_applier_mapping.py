@@ -18,9 +18,9 @@ from adapters.retry import RetryPolicy
 from bridge.engine.applier import Applier
 from bridge.engine.intake import REPLAY_HEADER
 from bridge.engine.metrics import EngineMetrics
-from bridge.engine.side12345 import Apply12345
 from bridge.engine.versions import MAPPING_HEADER, record_tables
 from bridge.mapping import MappingTables, case_to_referral
+from bridge.partners.hotline12345.side import Apply12345
 from bridge.store import Store
 from bridge.transport import Outcome, Verdict
 from bridge.transport.delivery import Delivery

@@ -15,10 +15,12 @@ from bridge.config import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGURATION = ROOT / "docs" / "configuration.md"
-SKIPPED_SECTIONS = frozenset({"mapping"})  # free-form table overrides, documented per table
+SKIPPED_SECTIONS = frozenset({"mapping", "partners"})
+"""`mapping`: free-form table overrides, documented per table; `partners`: one section per
+partner, whose keys are its kind's (`test_every_partner_kind_is_documented`)."""
 
 _HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
-_SECTION = re.compile(r"\[([A-Za-z0-9_.]+)\]")
+_SECTION = re.compile(r"\[([A-Za-z0-9_.<>]+)\]")
 _INLINE_LINK = re.compile(r"!?\[[^\]]*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
 _REFERENCE_LINK = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s+.*)?$", re.MULTILINE)
 _FENCE = re.compile(r"^(```|~~~).*?^\1", re.MULTILINE | re.DOTALL)
@@ -162,3 +164,20 @@ def test_no_document_mentions_the_shared_design_outside() -> None:
         if "../shared" in doc.read_text(encoding="utf-8")
     ]
     assert not offenders, f"documents pointing at ../shared: {offenders}"
+
+
+def test_every_partner_kind_is_documented() -> None:
+    """The `[partners.<name>]` section and every kind's keys: a kind with the contract's
+    own section is documented there, any other under a heading naming `kind = "<kind>"`."""
+    from bridge.partners import kinds
+
+    text = CONFIGURATION.read_text(encoding="utf-8")
+    documented = documented_keys(text)
+    assert "kind" in documented.get("partners.<name>", set())
+    missing = []
+    for found in kinds().values():
+        section = found.legacy_section or f"partners.{found.kind}"
+        for key in _keys(found.config_model):
+            if key not in documented.get(section, set()):
+                missing.append(f"[{section}] {key}")
+    assert not missing, "partner kind keys not documented:\n  " + "\n  ".join(missing)

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from test_poller import order
 
-from bridge.engine.planner import WITHDRAWN, plan_12345
-from bridge.engine.side12345 import SIGNED_OUTSIDE, Intake12345
 from bridge.mapping import MappingTables
+from bridge.partners.hotline12345.plan import WITHDRAWN, plan_12345
+from bridge.partners.hotline12345.side import SIGNED_OUTSIDE, Intake12345
 from bridge.store import Store
 
 READ_AT = datetime(2026, 11, 29, 3, 0, tzinfo=UTC)

@@ -204,8 +204,10 @@ def test_codes_outside_the_16(code: str | None) -> None:
     assert not TABLES.is_district(code)
 
 
-def test_transfer_targets_are_12345_only() -> None:
-    assert TABLES.transfer_targets == ("12345",)
+def test_transfer_targets_are_the_deployments_partners_by_default() -> None:
+    # was `== ("12345",)`: issue 10 routes a transfer to any partner of the deployment
+    # (`[bridge] partners`); the table only narrows that when ops set it
+    assert TABLES.transfer_targets is None
 
 
 # --- config overrides ---

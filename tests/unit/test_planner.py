@@ -7,8 +7,10 @@ from typing import Any
 
 import pytest
 
-from bridge.engine.planner import Hold, Step, plan_12345, plan_12351
+from bridge.engine.planner import Hold, Step
 from bridge.mapping import MappingTables, case_to_referral, order_to_referral
+from bridge.partners.hotline12345.plan import plan_12345
+from bridge.partners.hotline12351.plan import plan_12351
 from schemas.hotline12345 import Order
 from schemas.hotline12351 import Case
 

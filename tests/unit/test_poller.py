@@ -11,8 +11,8 @@ import pytest
 
 from adapters.base import FeedPage
 from bridge.engine.poller import Poller
-from bridge.engine.side12345 import Intake12345
 from bridge.mapping import MappingTables
+from bridge.partners.hotline12345.side import Intake12345
 from bridge.store import Store
 from bridge.transport import Topology
 from schemas.hotline12345 import Order
@@ -54,7 +54,6 @@ def dispatched_poller(store: Store | None, hotline: OnePage, **options: Any) -> 
         feed="dispatched",
         policy=Intake12345(unit_code="BJZGH", tables=MappingTables.default()),
         topology=Topology("unit"),
-        target="12351",
         **{"interval_s": 1, **options},
     )
 
@@ -80,7 +79,6 @@ async def test_a_bad_record_is_parked_and_the_page_goes_on(
             feed="dispatched",  # type: ignore[arg-type]
             policy=Intake12345(unit_code="BJZGH", tables=MappingTables.default()),
             topology=Topology("unit"),
-            target="12351",
             interval_s=1,
         )
         forwarded, _ = await poller.poll_once()
@@ -146,7 +144,6 @@ async def test_after_news_the_next_read_comes_sooner(tmp_path: Path) -> None:
         feed="dispatched",
         policy=Intake12345(unit_code="BJZGH", tables=MappingTables.default()),
         topology=Topology("unit"),
-        target="12351",
         interval_s=0.6,
         busy_interval_s=0.05,
     )
@@ -181,7 +178,6 @@ async def test_a_quiet_read_writes_nothing(tmp_path: Path) -> None:
             feed="dispatched",
             policy=Intake12345(unit_code="BJZGH", tables=MappingTables.default()),
             topology=Topology("unit"),
-            target="12351",
             interval_s=1,
         )
         await poller.poll_once()  # the first read moves the position: one commit

@@ -19,12 +19,13 @@ from test_poller import order
 from adapters.base import FeedPage
 from adapters.errors import NotFound, TransientError
 from adapters.ratelimit import RequestBudget, urgent
-from bridge.app import PARTNER, Side, topology_of
+from bridge.app import topology_of
 from bridge.config import Settings
 from bridge.engine.intake import record_intake
-from bridge.engine.side12345 import Intake12345
-from bridge.engine.side12351 import Intake12351
 from bridge.mapping import MappingTables
+from bridge.partners import Side
+from bridge.partners.hotline12345.side import Intake12345
+from bridge.partners.hotline12351.side import Intake12351
 from bridge.reconcile import KINDS, Reconciler
 from bridge.store import ActionRow, DeadLetterIn, ReferralRow, Store, tables
 from schemas.hotline12345 import Order
@@ -145,7 +146,7 @@ def reconciler(store: Store, *sides: Side, **options: Any) -> Reconciler:
         store=store,
         sides={side.system: side for side in sides},
         topology=TOPOLOGY,
-        partner=PARTNER,
+        systems=("12345", "12351"),
         node_id="test",
         interval_s=3600,
         progress_every_s=0,
@@ -165,7 +166,7 @@ async def seen(store: Store, intake: Any, feed: str, record: Any) -> None:
     async with store.begin() as tx:
         taken = await intake.take(feed, record, tx, NOW)
         assert taken is not None
-        await record_intake(tx, TOPOLOGY, PARTNER[intake.system], taken)
+        await record_intake(tx, TOPOLOGY, taken)
 
 
 async def dump(store: Store) -> dict[str, list[Any]]:

@@ -14,16 +14,15 @@ import pytest
 
 from bridge.engine.intake import park_record
 from bridge.engine.replay import ReplayError, replay_dead_letter
-from bridge.engine.side12351 import Intake12351
 from bridge.engine.versions import MAPPING_HEADER, record_tables
 from bridge.errors import MappingError
 from bridge.mapping import MappingTables, case_to_referral
+from bridge.partners.hotline12351.side import Intake12351
 from bridge.store import DeadLetterIn, Store
 from bridge.transport import Topology
 from schemas.hotline12351 import Case
 
 READ_AT = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
-PARTNER = {"12345": "12351", "12351": "12345"}
 TOPOLOGY = Topology(namespace="hb-unit", shards=2)
 BROKEN = MappingTables.from_config({"transfer_targets": []})  # an edit that lost 12345
 FIXED = MappingTables.default()
@@ -72,7 +71,6 @@ async def replay(store: Store, letter_id: int, mapping: Any) -> str:
         letter_id,
         intake={"12351": Intake12351(tables=FIXED)},  # the node's tables now
         topology=TOPOLOGY,
-        partner=PARTNER,
         now=READ_AT,
         mapping=mapping,
     )

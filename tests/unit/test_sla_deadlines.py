@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from bridge.engine.deadlines import (
+from bridge.mapping.times import BEIJING
+from bridge.partners.hotline12345.sla import (
     ANSWER,
     AT_RISK,
     BREACHED,
@@ -20,7 +21,6 @@ from bridge.engine.deadlines import (
     deadlines_of,
     state_at,
 )
-from bridge.mapping.times import BEIJING
 from bridge.store import ActionRow, SlaRow
 from schemas.canonical import Extension, Lifecycle, Priority, Referral
 

@@ -56,7 +56,6 @@ class PageTaker:
     """Takes pages for a run; `systems`: the sides this node runs."""
 
     topology: Topology
-    partner: Mapping[str, str]
     metrics: EngineMetrics
     clock: Callable[[], datetime]
     systems: Collection[str]
@@ -114,9 +113,7 @@ class PageTaker:
             if ref.referral_id not in facts:
                 facts.update(await tx.referral_facts([ref.referral_id]))
             before = facts[ref.referral_id]
-            republished = await record_intake(
-                tx, self.topology, self.partner[system], taken, replay=True
-            )
+            republished = await record_intake(tx, self.topology, taken, replay=True)
             if not taken.forward:
                 continue  # handled outside the bridge: no crossing case
             run.counts["republished"] += 1

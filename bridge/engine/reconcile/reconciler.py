@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -51,7 +51,8 @@ class Reconciler:
     store: Store
     sides: Mapping[str, _Side]
     topology: Topology
-    partner: Mapping[str, str]
+    systems: Collection[str]
+    """Every partner of the deployment (the run's report has both numbers of each)."""
     node_id: str
     interval_s: float
     on_recorded: Callable[[], None] = lambda: None
@@ -66,9 +67,7 @@ class Reconciler:
     clock: Callable[[], datetime] = lambda: datetime.now(UTC)
 
     def __post_init__(self) -> None:
-        self._pages = PageTaker(
-            self.topology, self.partner, self.metrics, self.clock, frozenset(self.sides)
-        )
+        self._pages = PageTaker(self.topology, self.metrics, self.clock, frozenset(self.sides))
 
     async def run_once(self, trigger: str = "on_demand", *, dry_run: bool = False) -> int:
         """One reconciliation run over every side this node runs; returns its id."""
@@ -79,7 +78,7 @@ class Reconciler:
     async def perform(self, run_id: int, *, trigger: str, dry_run: bool = False) -> None:
         """Carry out the run `run_id` (created by `Store.create_reconciliation`) and
         finish it `done`, or `failed` if anything raises (re-raised) or it is cancelled."""
-        systems = tuple(sorted({*self.partner, *self.partner.values()}))
+        systems = tuple(sorted({*self.systems, *self.sides}))
         run = Run(run_id, dry_run, systems)
         status = "failed"
         try:

@@ -1,17 +1,22 @@
-"""The 12351 side of a node: what its change feed means (intake) and how snapshots from
-the other side become 12351 calls (apply policy). Writes only to 12351."""
+"""The union's side of a node (12351): what its change feed means (intake) and how
+partners' snapshots become 12351 calls (apply policy). Writes only to 12351. Generic
+over the partners: it routes each case to the partner it came from or was transferred
+to, and reads a partner's snapshots through that partner's kind (`UnionView`)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import datetime
 from typing import Any, Final
 
 from adapters.base import Hotline
 from adapters.errors import AdapterError
 from bridge.engine.intake import TOOK_EFFECT, Intake, content_hash
-from bridge.engine.planner import Plan, Step, plan_12351
-from bridge.mapping import MappingTables, case_to_referral, concerns_12345
+from bridge.engine.planner import Plan, Step
+from bridge.mapping import MappingTables, case_to_referral
+from bridge.mapping.from12351 import concerns_partners, target_of
+from bridge.partners import Deployment
+from bridge.partners.hotline12351.plan import plan_12351
 from bridge.store import Tx
 from schemas.canonical import Referral, referral_id
 from schemas.hotline12351 import Case
@@ -19,22 +24,24 @@ from schemas.hotline12351 import Case
 SYSTEM: Final = "12351"
 
 
-def _referral_id(case: Case) -> str:
-    if case.origin is not None and case.origin.system == "12345":
-        return referral_id("12345", case.origin.external_no)
+def _referral_id(case: Case, partners: Collection[str]) -> str:
+    if case.origin is not None and case.origin.system in partners:
+        return referral_id(case.origin.system, case.origin.external_no)
     return referral_id(SYSTEM, case.case_no)
 
 
 class Intake12351:
-    """Cases created from 12345 orders, and cases transferred to 12345."""
+    """Cases created from partners' requests, and cases transferred to a partner.
+    `partners`: the deployment's partner names (`[bridge] partners`)."""
 
     system = SYSTEM
 
-    def __init__(self, *, tables: MappingTables) -> None:
+    def __init__(self, *, tables: MappingTables, partners: Collection[str] = ("12345",)) -> None:
         self.tables = tables
+        self.partners = tuple(p for p in partners if p != SYSTEM)
 
     def with_tables(self, tables: MappingTables) -> Intake12351:
-        return Intake12351(tables=tables)
+        return Intake12351(tables=tables, partners=self.partners)
 
     def native_key(self, record: Case) -> str:
         return record.case_no
@@ -49,7 +56,7 @@ class Intake12351:
         return Case.model_validate(data)
 
     def referral_of(self, record: Case) -> str:
-        return _referral_id(record)
+        return _referral_id(record, self.partners)
 
     def missing_actions(self, record: Case, actions: Mapping[str, tuple[str, str]]) -> list[str]:
         """An `external_ref` shows as `transfer.external_no` (12351 never changes it once
@@ -96,36 +103,39 @@ class Intake12351:
             if record.version < seen.seq or same:
                 return None
         await tx.put_seen(SYSTEM, record.id, digest, record.version)
-        if record.origin is not None and record.origin.system == "12345":
+        if record.origin is not None and record.origin.system in self.partners:
             await tx.put_created(SYSTEM, record.origin.external_no, record.id)
-        if not concerns_12345(record) and await tx.get_referral(_referral_id(record)) is None:
+        rid = _referral_id(record, self.partners)
+        if not concerns_partners(record, self.partners) and await tx.get_referral(rid) is None:
             return None
-        return Intake(
-            case_to_referral(record, read_at=read_at, tables=self.tables),
-            mapping=self.tables.version,
-        )
+        ref = case_to_referral(record, read_at=read_at, tables=self.tables, partners=self.partners)
+        return Intake(ref, mapping=self.tables.version, target=target_of(record, self.partners))
 
 
 class Apply12351:
-    """Snapshots of 12345 orders → create case / external_ref / partner_update /
-    callback_result / reopened / withdrawn."""
+    """Partners' snapshots → create case / external_ref / partner_update /
+    callback_result / reopened / withdrawn. `deployment` names each snapshot's kind."""
 
     system = SYSTEM
 
-    def __init__(self, *, hotline: Hotline, tables: MappingTables) -> None:
+    def __init__(
+        self, *, hotline: Hotline, tables: MappingTables, deployment: Deployment | None = None
+    ) -> None:
         self.hotline = hotline
         self.tables = tables
+        self.deployment = deployment
 
     def with_tables(self, tables: MappingTables) -> Apply12351:
-        return Apply12351(hotline=self.hotline, tables=tables)
+        return Apply12351(hotline=self.hotline, tables=tables, deployment=self.deployment)
 
     async def plan(self, ref: Referral, done: frozenset[str], tx: Tx) -> Plan:
-        if ref.origin == "12345":
+        view = self.deployment.union_view(ref.source) if self.deployment is not None else None
+        if ref.origin != SYSTEM:
             case_id = await tx.lookup_created(SYSTEM, ref.source_no)
         else:
             row = await tx.get_referral(ref.referral_id)
             case_id = row.ids.get(SYSTEM) if row is not None else None
-        return plan_12351(ref, done, case_id=case_id, tables=self.tables)
+        return plan_12351(ref, done, case_id=case_id, tables=self.tables, view=view)
 
     async def took_effect(self, step: Step, target: str, error: AdapterError) -> bool:
         # Every 12351 write carries an Idempotency-Key: a retry replays the first answer,

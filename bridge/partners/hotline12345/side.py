@@ -1,5 +1,6 @@
-"""The 12345 side of a node: what its feeds mean (intake) and how snapshots from the
-other side become 12345 calls (apply policy). Writes only to 12345."""
+"""The 12345 side of a node: what its feeds mean (intake) and how snapshots of the
+union's cases become 12345 calls (apply policy). Writes only to 12345. Every referral of
+12345 crosses to or from the union's hotline (`union`, `12351`)."""
 
 from __future__ import annotations
 
@@ -10,13 +11,15 @@ from typing import Any, Final
 from adapters.base import Hotline
 from adapters.errors import AdapterError
 from bridge.engine.intake import TOOK_EFFECT, Intake, content_hash
-from bridge.engine.planner import WITHDRAWN, Plan, Step, plan_12345
+from bridge.engine.planner import Plan, Step
 from bridge.mapping import MappingTables, order_to_referral
+from bridge.partners.hotline12345.plan import WITHDRAWN, plan_12345
 from bridge.store import ActionRow, Tx
 from schemas.canonical import Referral, referral_id
 from schemas.hotline12345 import Order
 
 SYSTEM: Final = "12345"
+UNION: Final = "12351"
 ANSWERED: Final = frozenset({"30", "40", "50", "60", "70"})
 NOT_FORWARDED: Final = "not_forwarded"
 SIGNED_OUTSIDE: Final = "already_signed"
@@ -30,12 +33,13 @@ class Intake12345:
 
     system = SYSTEM
 
-    def __init__(self, *, unit_code: str, tables: MappingTables) -> None:
+    def __init__(self, *, unit_code: str, tables: MappingTables, union: str = UNION) -> None:
         self.unit_code = unit_code
         self.tables = tables
+        self.union = union
 
     def with_tables(self, tables: MappingTables) -> Intake12345:
-        return Intake12345(unit_code=self.unit_code, tables=tables)
+        return Intake12345(unit_code=self.unit_code, tables=tables, union=self.union)
 
     def native_key(self, record: Order) -> str:
         return record.orderNo
@@ -50,8 +54,8 @@ class Intake12345:
         return Order.model_validate(data)
 
     def referral_of(self, record: Order) -> str:
-        if record.sourceSystem == "12351" and record.sourceNo:
-            return referral_id("12351", record.sourceNo)
+        if record.sourceSystem == self.union and record.sourceNo:
+            return referral_id(self.union, record.sourceNo)
         return referral_id(SYSTEM, record.orderNo)
 
     def missing_actions(self, record: Order, actions: Mapping[str, tuple[str, str]]) -> list[str]:
@@ -95,7 +99,7 @@ class Intake12345:
         ref = order_to_referral(
             record, version=seq, read_at=read_at, unit_code=self.unit_code, tables=self.tables
         )
-        if record.sourceSystem == "12351" and record.sourceNo:
+        if record.sourceSystem == self.union and record.sourceNo:
             await tx.put_created(SYSTEM, record.sourceNo, record.orderNo)
         if feed == "dispatched" and seen is None and record.orderStatus in ANSWERED:
             # Orders first seen already answered were handled outside the bridge.
@@ -109,9 +113,9 @@ class Intake12345:
                     {"first_seen_status": record.orderStatus, "mapping": mapping},
                 )
             )
-            return Intake(ref, forward=False, mapping=mapping)
+            return Intake(ref, forward=False, mapping=mapping, target=self.union)
         if await tx.get_action(ref.referral_id, SYSTEM, NOT_FORWARDED) is not None:
-            return Intake(ref, forward=False, mapping=mapping)
+            return Intake(ref, forward=False, mapping=mapping, target=self.union)
         if feed == "dispatched" and seen is None and record.orderStatus != "10":
             await tx.record_action(
                 ActionRow(
@@ -131,7 +135,7 @@ class Intake12345:
                     ref.referral_id, SYSTEM, WITHDRAWN, WITHDRAWN, "recorded", {"mapping": mapping}
                 )
             )
-        return Intake(ref, mapping=mapping)
+        return Intake(ref, mapping=mapping, target=self.union)
 
 
 class Apply12345:
