@@ -60,6 +60,11 @@ def render(topology: Topology) -> str:
 
 
 if __name__ == "__main__":
+    # the partners of the example config: the deployment the shipped file is for
+    from bridge.app import topology_of
+    from bridge.config import load_settings
+
+    example = Path(__file__).resolve().parents[2] / "bridge.example.toml"
     DEFINITIONS_PATH.parent.mkdir(parents=True, exist_ok=True)
-    DEFINITIONS_PATH.write_text(render(Topology()), encoding="utf-8")
+    DEFINITIONS_PATH.write_text(render(topology_of(load_settings(example))), encoding="utf-8")
     print(f"wrote {DEFINITIONS_PATH}")

@@ -24,6 +24,9 @@ from bridge.transport.topology import Topology
 DEFAULT_URL = "amqp://guest:guest@127.0.0.1:5672/"
 
 
+PROBE_TARGETS = ("probe",)
+"""The throwaway target of a probe's queue (no partner's)."""
+
 class ProbeFailed(Exception):
     """The broker cannot run a quorum queue round trip; the message says where it failed."""
 
@@ -33,7 +36,7 @@ async def round_trip(
 ) -> None:
     """Declare, publish (confirmed), consume and delete a throwaway quorum queue (in
     `namespace`, default a fresh `hb-probe-…`)."""
-    topology = Topology(namespace=namespace or new_namespace())
+    topology = Topology(namespace=namespace or new_namespace(), targets=PROBE_TARGETS)
     name = topology.work_queue(topology.targets[0], "normal", 0)
     step = "connect"
     try:
@@ -111,7 +114,7 @@ async def restart_app_until_healthy(
             try:
                 await round_trip(url, timeout_s=10, namespace=namespace)
                 for leftover in failed:  # the broker works again: now they can go
-                    await _delete(url, Topology(namespace=leftover))
+                    await _delete(url, Topology(namespace=leftover, targets=PROBE_TARGETS))
                 return
             except ProbeFailed as exc:
                 failure = exc

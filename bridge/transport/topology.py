@@ -44,7 +44,8 @@ class Topology:
     """
 
     namespace: str = "hotline-bridge"
-    targets: tuple[str, ...] = ("12345", "12351")
+    targets: tuple[str, ...] = ()
+    """The partners of the deployment (`[bridge] partners`): one set of work queues each."""
     shards: int = 4
     retry_delays_s: tuple[int, ...] = (2, 10, 60, 300, 900, 1800)
     delivery_limit: int = 20

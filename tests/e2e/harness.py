@@ -109,11 +109,14 @@ def settings_for(
     hotlines: dict[str, dict[str, Any]] | None = None,
     mapping: dict[str, Any] | None = None,
     admin: dict[str, Any] | None = None,
+    partners_sections: dict[str, dict[str, Any]] | None = None,
     **bridge: Any,
 ) -> Settings:
     """A node's settings for a test: fast polls and a short retry ladder unless the test
     gives its own (`amqp`, `bridge` keys; `hotlines` adds keys to a hotline's section;
-    `mapping` overrides tables, `admin` the admin API's settings, e.g. its tokens)."""
+    `mapping` overrides tables, `admin` the admin API's settings, e.g. its tokens;
+    `partners_sections` adds `[partners.<name>]` sections, for a partner without a
+    simulator)."""
     sections = sims.config_sections()
     sides = sides or ["12345", "12351"]
     overrides: dict[str, Any] = {
@@ -138,10 +141,15 @@ def settings_for(
     if mapping:
         overrides["mapping"] = mapping
     for side in sides:
-        overrides[f"hotline{side}"] = {
-            **sections[f"hotline{side}"],
-            **(hotlines or {}).get(side, {}),
-        }
+        if f"hotline{side}" in sections:
+            overrides[f"hotline{side}"] = {
+                **sections[f"hotline{side}"],
+                **(hotlines or {}).get(side, {}),
+            }
+        elif side in sections.get("partners", {}):
+            overrides.setdefault("partners", {})[side] = sections["partners"][side]
+    for name, section in (partners_sections or {}).items():
+        overrides.setdefault("partners", {})[name] = section
     return load_settings(None, **overrides)
 
 

@@ -33,7 +33,12 @@ PERSONAL = "张三 13800138000 朝阳区建国路88号"  # must never reach a de
 
 @pytest.fixture
 async def topology() -> AsyncIterator[Topology]:
-    return Topology(f"test-relay-{uuid.uuid4().hex[:10]}", shards=2, retry_delays_s=(1,))
+    return Topology(
+        f"test-relay-{uuid.uuid4().hex[:10]}",
+        targets=("12345", "12351"),
+        shards=2,
+        retry_delays_s=(1,),
+    )
 
 
 @pytest.fixture

@@ -145,7 +145,9 @@ async def test_declare_is_idempotent_and_refuses_changed_arguments(
     await transport.declare()
     again = await connect(topology)  # a second replica declaring the same layout
     assert await again.ping()
-    changed = Topology(topology.namespace, delivery_limit=5, retry_delays_s=(1,))
+    changed = Topology(
+        topology.namespace, targets=topology.targets, delivery_limit=5, retry_delays_s=(1,)
+    )
     other_replica = await connect(changed, declare=False)
     with pytest.raises(TopologyError):  # queue arguments are fixed once declared
         await other_replica.declare()

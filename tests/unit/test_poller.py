@@ -53,7 +53,7 @@ def dispatched_poller(store: Store | None, hotline: OnePage, **options: Any) -> 
         hotline=hotline,  # type: ignore[arg-type]
         feed="dispatched",
         policy=Intake12345(unit_code="BJZGH", tables=MappingTables.default()),
-        topology=Topology("unit"),
+        topology=Topology("unit", targets=("12345", "12351")),
         **{"interval_s": 1, **options},
     )
 
@@ -78,7 +78,7 @@ async def test_a_bad_record_is_parked_and_the_page_goes_on(
             hotline=hotline,
             feed="dispatched",  # type: ignore[arg-type]
             policy=Intake12345(unit_code="BJZGH", tables=MappingTables.default()),
-            topology=Topology("unit"),
+            topology=Topology("unit", targets=("12345", "12351")),
             interval_s=1,
         )
         forwarded, _ = await poller.poll_once()
@@ -143,7 +143,7 @@ async def test_after_news_the_next_read_comes_sooner(tmp_path: Path) -> None:
         hotline=hotline,  # type: ignore[arg-type]
         feed="dispatched",
         policy=Intake12345(unit_code="BJZGH", tables=MappingTables.default()),
-        topology=Topology("unit"),
+        topology=Topology("unit", targets=("12345", "12351")),
         interval_s=0.6,
         busy_interval_s=0.05,
     )
@@ -177,7 +177,7 @@ async def test_a_quiet_read_writes_nothing(tmp_path: Path) -> None:
             hotline=Quiet(),  # type: ignore[arg-type]
             feed="dispatched",
             policy=Intake12345(unit_code="BJZGH", tables=MappingTables.default()),
-            topology=Topology("unit"),
+            topology=Topology("unit", targets=("12345", "12351")),
             interval_s=1,
         )
         await poller.poll_once()  # the first read moves the position: one commit

@@ -33,7 +33,7 @@ def test_back_off_doubles_up_to_its_cap(failures: int, delay_s: float) -> None:
 class Unreachable:
     """A transport whose connection is lost and not back."""
 
-    topology = Topology("test")
+    topology = Topology("test", targets=("12345", "12351"))
 
     async def publish(self, routing_key: str, body: bytes, **_: Any) -> None:
         raise PublishError(PublishFailure.CONNECTION, routing_key, "ConnectionResetError()")

@@ -23,7 +23,7 @@ from bridge.transport import Topology
 from schemas.hotline12351 import Case
 
 READ_AT = datetime(2026, 12, 1, 3, 0, tzinfo=UTC)
-TOPOLOGY = Topology(namespace="hb-unit", shards=2)
+TOPOLOGY = Topology(namespace="hb-unit", targets=("12345", "12351"), shards=2)
 BROKEN = MappingTables.from_config({"transfer_targets": []})  # an edit that lost 12345
 FIXED = MappingTables.default()
 

@@ -44,7 +44,7 @@ Its `report`::
 
     {"dry_run": bool, "truncated": bool,   # truncated: some kind had over 100 items
      "items": [{"kind": str, "referral_id": str | None, "system": str,
-                "numbers": {"12345": str | None, "12351": str | None},
+                "numbers": {"<partner>": str | None, ...},
                 "detail": {...},          # identifiers and states only
                 "repaired": bool, "why": str | None}]}
 
