@@ -137,6 +137,18 @@ async def test_the_number_lookups_read_the_index_not_the_table(store: Store, url
         assert "ix_referral_numbers_" in plan, (what, plan)
 
 
+async def test_a_number_set_to_none_is_no_longer_found(store: Store) -> None:
+    """The JSON and the index agree: a ``None`` number finds nothing any more."""
+    async with store.begin() as tx:
+        await tx.upsert_referral(referral({"A": "a-1", "B": "b-1"}))
+    async with store.begin() as tx:
+        stored = await tx.upsert_referral(referral({"A": None}))  # type: ignore[dict-item]
+
+    assert stored.numbers == {"A": None, "B": "b-1"}
+    assert await store.find_referral("A", "a-1") is None
+    assert [r.referral_id for r in await store.numbered("b-1")] == ["12345:BJ1"]
+
+
 async def test_concurrent_upserts_lose_no_number(store: Store) -> None:
     async def write(n: int) -> None:
         async with store.begin() as tx:
