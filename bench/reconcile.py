@@ -144,6 +144,7 @@ def _empty() -> dict[str, list[dict[str, Any]]]:
         t: []
         for t in (
             "referrals",
+            "referral_numbers",
             "feed_seen",
             "created_index",
             "source_versions",
@@ -162,12 +163,13 @@ def _rows_of(
     assert order is not None and case is not None
     rid, at, created = item.referral_id, item.updated, item.created
     snap = snapshots.of(item)
+    numbers = {"12345": order["orderNo"], "12351": case["case_no"]}
     out["referrals"].append(
         {
             "referral_id": rid,
             "origin_system": item.origin,
             "ids": {"12345": order["orderNo"], "12351": case["id"]},
-            "case_no": case["case_no"],
+            "numbers": numbers,
             "early_warning": item.early_warning,
             "state": item.state,
             "last_snapshot": snap,
@@ -175,6 +177,10 @@ def _rows_of(
             "updated_at": at,
         }
     )
+    out["referral_numbers"] += [
+        {"referral_id": rid, "system": system, "number": number}
+        for system, number in numbers.items()
+    ]
     if item.index < 1000 or item.kind is not None:
         check_order_hash(order)
     out["feed_seen"].append(
@@ -307,7 +313,7 @@ async def _write_postgres(spec: Spec, url: str, rows: Counter[str]) -> None:
 
     conn = await asyncpg.connect(make_url(url).set(drivername="postgresql").render_as_string(False))
     try:
-        json_columns = {"ids", "last_snapshot", "detail", "payload"}
+        json_columns = {"ids", "numbers", "last_snapshot", "detail", "payload"}
         for batch in ledger_rows(spec):
             async with conn.transaction():
                 for name, values in batch.items():

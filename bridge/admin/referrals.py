@@ -30,7 +30,7 @@ from bridge.admin.api import (
 )
 from bridge.admin.dead_letters import DeadLetterSummary, letter_summary
 from bridge.admin.masking import masked
-from bridge.store import CASE_NO_SYSTEM, Deadline, Event, ReferralFilter, ReferralRow
+from bridge.store import Deadline, Event, ReferralFilter, ReferralRow
 from schemas.canonical import Lifecycle, Priority
 
 routes = Routes()
@@ -204,9 +204,7 @@ def _summary(
 ) -> dict[str, Any]:
     snapshot = row.last_snapshot or {}
     origin_no = row.referral_id.partition(":")[2]
-    numbers = {row.origin_system: origin_no, **(snapshot.get("numbers") or {})}
-    if row.case_no:
-        numbers[CASE_NO_SYSTEM] = row.case_no
+    numbers = {row.origin_system: origin_no, **(snapshot.get("numbers") or {}), **row.numbers}
     return {
         "referral_id": row.referral_id,
         "direction": f"{row.origin_system}-{_target(row, snapshot, partner)}",

@@ -402,5 +402,5 @@ def _row(ref: Referral, ids: dict[str, str] | None = None) -> ReferralRow:
         ids={**ref.ids, **(ids or {})},
         state=ref.state.value,
         early_warning=ref.early_warning,
-        case_no=ref.numbers.get("12351"),
+        numbers=dict(ref.numbers),
     )

@@ -5,7 +5,7 @@ Alembic migrations applied at :meth:`Store.connect`. See :mod:`.store` for the
 transaction and locking contract.
 """
 
-from .browse import CASE_NO_SYSTEM, Deadline, ReferralFilter, StatusFigures
+from .browse import Deadline, ReferralFilter, StatusFigures
 from .figures import Figures
 from .models import (
     DEAD_LETTER_STAGES,
@@ -35,7 +35,6 @@ from .store import Store
 from .transaction import Tx
 
 __all__ = [
-    "CASE_NO_SYSTEM",
     "DEAD_LETTER_STAGES",
     "DEAD_LETTER_STATUSES",
     "ActionRow",

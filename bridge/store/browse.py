@@ -6,12 +6,13 @@ referral added while an admin pages has the newest ``created_at`` and so comes b
 the first page, never inside one; none is seen twice, none is skipped.
 
 Finding a referral by ``<system>:<value>`` first tries ``value`` as the origin's
-number, which is the primary key (``referral_id`` is ``<origin>:<origin number>``).
-Only when that misses does it look on the other side, with one query that reads the
-JSON ids (``ids[system]``), the snapshot's numbers (``last_snapshot.numbers[system]``)
-and the 12351 case number column: SQLAlchemy's JSON index operators, which compile to
-``->>``/``#>>`` on PostgreSQL and ``JSON_EXTRACT`` on SQLite. No index covers these
-(the schema has none on them), so that second query scans the referrals table.
+number, which is the primary key (``referral_id`` is ``<origin>:<origin number>``),
+then as the referral's number at ``system`` (``referral_numbers``, an index read on
+``(system, number)``, for every system alike). Only when both miss does it read
+``value`` as a native id (``ids[system]``, SQLAlchemy's JSON index operator: ``->>``
+on PostgreSQL, ``JSON_EXTRACT`` on SQLite); no index covers the ids, so that last
+query scans the referrals table. :func:`numbered` finds the referrals that have a
+number, at whichever system, through the index on ``number``.
 
 Functions of an open connection; the caller owns the transaction.
 """
@@ -30,10 +31,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from . import outbox
 from .ledger import _referral
 from .models import ReferralRow
-from .tables import dead_letters, referrals, sla_deadlines
+from .tables import dead_letters, referral_numbers, referrals, sla_deadlines
 
-CASE_NO_SYSTEM: Final = "12351"
-"""The system whose case number the ``referrals.case_no`` column holds."""
 TERMINAL_STATES: Final[tuple[str, ...]] = ("closed", "withdrawn")
 """Lifecycle states after which nothing more happens: an early warning there is not open."""
 
@@ -139,31 +138,42 @@ async def page_referrals(
     return [_referral(row) for row in await conn.execute(query)]
 
 
+def _numbered(*where: Any) -> sa.Select[Any]:
+    """The referrals with a ``referral_numbers`` row matching ``where`` (each once),
+    newest first."""
+    n = referral_numbers.c
+    return (
+        sa.select(referrals)
+        .where(referrals.c.referral_id.in_(sa.select(n.referral_id).where(*where)))
+        .order_by(referrals.c.created_at.desc(), referrals.c.referral_id)
+    )
+
+
 async def find_referral(conn: AsyncConnection, system: str, value: str) -> ReferralRow | None:
     """The referral that ``system`` knows as ``value`` (its number or its native id),
-    or ``None``. The origin's number is a primary-key lookup; the other side a scan."""
+    or ``None``; the newest one should two share it. The origin's number and any
+    system's number are index reads, a native id of the other side a scan."""
     by_id = sa.select(referrals).where(referrals.c.referral_id == f"{system}:{value}")
-    row = (await conn.execute(by_id)).one_or_none()
-    if row is not None:
-        return _referral(row)
-    # Cheapest first: a plain column, the small ids document, then the snapshot's.
-    other = [
-        referrals.c.ids[system].as_string() == value,
-        referrals.c.last_snapshot[("numbers", system)].as_string() == value,
-    ]
-    if system == CASE_NO_SYSTEM:
-        other.insert(0, referrals.c.case_no == value)
-    for condition in other:
-        query = (
-            sa.select(referrals)
-            .where(condition)
-            .order_by(referrals.c.created_at.desc(), referrals.c.referral_id)
-            .limit(1)
-        )
+    n = referral_numbers.c
+    for query in (
+        by_id,
+        _numbered(n.system == system, n.number == value).limit(1),
+        sa.select(referrals)
+        .where(referrals.c.ids[system].as_string() == value)
+        .order_by(referrals.c.created_at.desc(), referrals.c.referral_id)
+        .limit(1),
+    ):
         row = (await conn.execute(query)).one_or_none()
         if row is not None:
             return _referral(row)
     return None
+
+
+async def numbered(conn: AsyncConnection, number: str, *, limit: int = 50) -> list[ReferralRow]:
+    """The referrals (up to ``limit``, newest first) that some system numbers
+    ``number``: an index read on ``referral_numbers.number``, whatever the system."""
+    query = _numbered(referral_numbers.c.number == number).limit(limit)
+    return [_referral(row) for row in await conn.execute(query)]
 
 
 async def deadlines_of(

@@ -1,5 +1,10 @@
 """The ledger: referrals, the source versions applied, and the actions done.
 
+A referral's ``numbers`` (system → that system's human-facing number) live twice: in
+the ``referrals.numbers`` JSON, merged on upsert like ``ids``, and one row per system
+in ``referral_numbers``, the index that finds a referral by a number. Both are written
+in the same transaction by :func:`upsert_referral`.
+
 Functions of an open connection; the caller owns the transaction. An applier
 reads the ledger, performs only what is missing, and records it in the same
 transaction, so that old or repeated snapshots do nothing.
@@ -18,7 +23,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from .events import add_event
 from .models import ActionRow, ReferralRow
 from .sqlite import fast
-from .tables import actions, dialect_insert, per_dialect, referrals, source_versions
+from .tables import (
+    actions,
+    dialect_insert,
+    per_dialect,
+    referral_numbers,
+    referrals,
+    source_versions,
+)
 
 # The hot statements are built once and executed with parameter dicts (see
 # tables.per_dialect) and marked for SQLite's fast path (sqlite.fast); the parameter
@@ -27,8 +39,16 @@ _GET_REFERRAL = fast(
     sa.select(referrals).where(referrals.c.referral_id == sa.bindparam("referral_id"))
 )
 _GET_REFERRAL_FOR_UPDATE = fast(_GET_REFERRAL.with_for_update())
-_GET_IDS = fast(
-    sa.select(referrals.c.ids).where(referrals.c.referral_id == sa.bindparam("referral_id"))
+_GET_MAPS = fast(
+    sa.select(referrals.c.ids, referrals.c.numbers).where(
+        referrals.c.referral_id == sa.bindparam("referral_id")
+    )
+)
+_UNINDEX_NUMBER = fast(
+    sa.delete(referral_numbers).where(
+        referral_numbers.c.referral_id == sa.bindparam("referral_id"),
+        referral_numbers.c.system == sa.bindparam("system"),
+    )
 )
 _GET_LAST_VERSION = fast(
     sa.select(source_versions.c.version).where(
@@ -58,7 +78,7 @@ def _referral(row: Row[Any]) -> ReferralRow:
         ids=dict(row.ids),
         state=row.state,
         early_warning=bool(row.early_warning),
-        case_no=row.case_no,
+        numbers=dict(row.numbers),
         last_snapshot=row.last_snapshot,
         created_at=row.created_at,
         updated_at=row.updated_at,
@@ -74,28 +94,32 @@ async def get_referral(
     return None if row is None else _referral(row)
 
 
-def _build_upsert_referral(dialect: str, *, merge_ids: bool) -> Any:
+def _merged(dialect: str, stored: sa.Column[Any], new: Any) -> Any:
+    """The stored JSON object with the new one's entries on top, in SQL."""
+    if dialect == "postgresql":
+        return stored.op("||", return_type=stored.type)(new)  # jsonb
+    return sa.func.json_patch(stored, new, type_=stored.type)
+
+
+def _build_upsert_referral(dialect: str, *, merge: bool) -> Any:
     """``INSERT … ON CONFLICT (referral_id) DO UPDATE … RETURNING *``.
 
-    ``merge_ids``: the stored ``ids`` and the new ones are merged in SQL (the new
-    entries win per key); otherwise the new ``ids`` replace the stored ones (the
+    ``merge``: the stored ``ids`` and ``numbers`` and the new ones are merged in SQL
+    (the new entries win per key); otherwise the new ones replace the stored ones (the
     caller merged them). ``last_snapshot`` is kept when the ``keep_snapshot``
     parameter is true: a Python ``None`` is stored as JSON ``null``, not SQL
     ``NULL``, so ``COALESCE`` cannot tell.
     """
     stmt = dialect_insert(dialect, referrals)
     new = stmt.excluded
-    ids: Any = new.ids
-    if merge_ids and dialect == "postgresql":
-        ids = referrals.c.ids.op("||", return_type=referrals.c.ids.type)(new.ids)  # jsonb
-    elif merge_ids:
-        ids = sa.func.json_patch(referrals.c.ids, new.ids, type_=referrals.c.ids.type)
+    ids: Any = _merged(dialect, referrals.c.ids, new.ids) if merge else new.ids
+    numbers: Any = _merged(dialect, referrals.c.numbers, new.numbers) if merge else new.numbers
     keep_snapshot = sa.bindparam("keep_snapshot", type_=sa.Boolean())
     return stmt.on_conflict_do_update(
         index_elements=["referral_id"],
         set_={
             "ids": ids,
-            "case_no": sa.func.coalesce(new.case_no, referrals.c.case_no),
+            "numbers": numbers,
             "early_warning": new.early_warning,
             "state": new.state,
             "last_snapshot": sa.case(
@@ -106,42 +130,58 @@ def _build_upsert_referral(dialect: str, *, merge_ids: bool) -> Any:
     ).returning(*referrals.c)
 
 
-_upsert_referral_merging = per_dialect(partial(_build_upsert_referral, merge_ids=True))
-_upsert_referral_replacing = per_dialect(partial(_build_upsert_referral, merge_ids=False))
+_upsert_referral_merging = per_dialect(partial(_build_upsert_referral, merge=True))
+_upsert_referral_replacing = per_dialect(partial(_build_upsert_referral, merge=False))
 
 
-def _json_patch_merges(ids: dict[str, Any]) -> bool:
-    """Whether SQLite's ``json_patch`` (RFC 7396) merges ``ids`` like ``{**old, **ids}``.
+@per_dialect
+def _index_number(dialect: str) -> Any:
+    """One ``referral_numbers`` row; an unchanged number is not rewritten."""
+    stmt = dialect_insert(dialect, referral_numbers)
+    return stmt.on_conflict_do_update(
+        index_elements=["referral_id", "system"],
+        set_={"number": stmt.excluded.number},
+        where=referral_numbers.c.number != stmt.excluded.number,
+    )
+
+
+def _json_patch_merges(entries: dict[str, Any]) -> bool:
+    """Whether SQLite's ``json_patch`` (RFC 7396) merges ``entries`` like
+    ``{**old, **entries}``.
 
     It does unless a new value is ``null`` (which deletes the key) or an object
-    (merged recursively); system ids are strings, so that is the rare fallback.
+    (merged recursively); ids and numbers are strings, so that is the rare fallback.
     """
-    return not any(value is None or isinstance(value, dict) for value in ids.values())
+    return not any(value is None or isinstance(value, dict) for value in entries.values())
 
 
 async def upsert_referral(conn: AsyncConnection, row: ReferralRow, now: datetime) -> ReferralRow:
     """Insert or update a referral; returns the row as stored.
 
-    On update: ``ids`` are merged (the new row's entries win per system),
-    ``origin_system`` and ``created_at`` are kept, ``case_no`` and
-    ``last_snapshot`` are kept when the new row has ``None``, ``state`` and
-    ``early_warning`` take the new row's values, and ``updated_at`` is ``now``.
-    One statement (``INSERT … ON CONFLICT DO UPDATE … RETURNING``) that merges in
-    SQL on the locked existing row, so concurrent upserts on PostgreSQL lose no ids.
+    On update: ``ids`` and ``numbers`` are merged (the new row's entries win per
+    system), ``origin_system`` and ``created_at`` are kept, ``last_snapshot`` is kept
+    when the new row has ``None``, ``state`` and ``early_warning`` take the new row's
+    values, and ``updated_at`` is ``now``. One statement (``INSERT … ON CONFLICT DO
+    UPDATE … RETURNING``) that merges in SQL on the locked existing row, so concurrent
+    upserts on PostgreSQL lose no ids and no numbers; then, in the same transaction,
+    the new row's numbers go into ``referral_numbers`` (a ``None`` number takes its
+    system's row out, as it takes nothing findable into the JSON).
     """
-    ids = dict(row.ids)
+    ids, numbers = dict(row.ids), dict(row.numbers)
     stmt = _upsert_referral_merging(conn)
-    if conn.dialect.name == "sqlite" and not _json_patch_merges(ids):
+    if conn.dialect.name == "sqlite" and not (
+        _json_patch_merges(ids) and _json_patch_merges(numbers)
+    ):
         # SQLite holds the write lock (BEGIN IMMEDIATE): read, merge here, replace.
-        old = (await conn.execute(_GET_IDS, {"referral_id": row.referral_id})).scalar_one_or_none()
+        old = (await conn.execute(_GET_MAPS, {"referral_id": row.referral_id})).one_or_none()
         if old is not None:
-            ids = {**old, **ids}
+            ids, numbers = {**old.ids, **ids}, {**old.numbers, **numbers}
         stmt = _upsert_referral_replacing(conn)
     params = {
         "referral_id": row.referral_id,
         "origin_system": row.origin_system,
         "ids": ids,
-        "case_no": row.case_no,
+        "numbers": numbers,
         "early_warning": row.early_warning,
         "state": row.state,
         "last_snapshot": row.last_snapshot,
@@ -149,7 +189,14 @@ async def upsert_referral(conn: AsyncConnection, row: ReferralRow, now: datetime
         "updated_at": now,
         "keep_snapshot": row.last_snapshot is None,
     }
-    return _referral((await conn.execute(stmt, params)).one())
+    stored = _referral((await conn.execute(stmt, params)).one())
+    for system, number in row.numbers.items():
+        key = {"referral_id": row.referral_id, "system": system}
+        if isinstance(number, str):
+            await conn.execute(_index_number(conn), {**key, "number": number})
+        else:
+            await conn.execute(_UNINDEX_NUMBER, key)
+    return stored
 
 
 async def list_referrals(

@@ -30,9 +30,9 @@ def utc_now() -> datetime:
 class Seen:
     """What a feed reader last saw of one native record.
 
-    ``content_hash`` deduplicates records that carry no version (12345 orders);
-    ``seq`` is the publishing node's per-referral sequence number, which stamps
-    the snapshot's version.
+    ``content_hash`` deduplicates records that carry no version (a partner's records
+    without a version number); ``seq`` is the publishing node's per-referral sequence
+    number, which stamps the snapshot's version.
     """
 
     content_hash: str
@@ -43,8 +43,9 @@ class Seen:
 class ReferralRow:
     """One referral in the ledger.
 
-    ``ids`` maps system → native id (``{"12345": "BJ…", "12351": "<uuid>"}``);
-    ``state`` is the canonical lifecycle state.
+    ``ids`` maps system → native id (``{"A": "<uuid>", "B": "B-7"}``); ``numbers`` maps
+    system → the human-facing number that system gives it (the one people read out on
+    the phone), as far as known; ``state`` is the canonical lifecycle state.
     """
 
     referral_id: str
@@ -52,7 +53,7 @@ class ReferralRow:
     ids: dict[str, str]
     state: str
     early_warning: bool = False
-    case_no: str | None = None
+    numbers: dict[str, str] = field(default_factory=dict)
     last_snapshot: dict[str, Any] | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
@@ -63,7 +64,7 @@ class ReferralFacts:
     """What the ledger holds of one referral, for a reconciliation run's checks.
 
     ``state`` is None when the ledger has no such referral; ``numbers``: system → its
-    number (12345 order no., 12351 case no.) as far as known; ``actions``: system →
+    human-facing number (an order number, a case number) as far as known; ``actions``: system →
     action key → (kind, outcome); ``snapshots``: system → the
     detail of the last snapshot read of it (``version``, ``status``, ``state``);
     ``applied``: source system → the last of its versions applied on the other side;

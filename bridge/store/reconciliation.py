@@ -17,7 +17,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from .browse import CASE_NO_SYSTEM
 from .ledger import _referral as ledger_row
 from .models import ReconciliationRun, ReferralFacts, ReferralRow
 from .tables import actions, dead_letters, events, referrals, source_versions
@@ -135,13 +134,11 @@ async def facts(conn: AsyncConnection, referral_ids: Sequence[str]) -> dict[str,
         return out
     r = referrals.c
     for row in await conn.execute(
-        sa.select(r.referral_id, r.state, r.case_no, r.last_snapshot).where(r.referral_id.in_(ids))
+        sa.select(r.referral_id, r.state, r.numbers, r.last_snapshot).where(r.referral_id.in_(ids))
     ):
         known = out[row.referral_id]
         known.state = row.state
-        known.numbers = dict((row.last_snapshot or {}).get("numbers") or {})
-        if row.case_no:
-            known.numbers[CASE_NO_SYSTEM] = row.case_no
+        known.numbers = {**((row.last_snapshot or {}).get("numbers") or {}), **row.numbers}
     a = actions.c
     for row in await conn.execute(
         sa.select(a.referral_id, a.system, a.key, a.kind, a.outcome).where(a.referral_id.in_(ids))

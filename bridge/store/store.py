@@ -4,7 +4,7 @@
 
     store = await Store.connect("sqlite:////var/lib/hotline-bridge/bridge.db")
     async with store.begin() as tx:      # one transaction: commit, or roll back on error
-        await tx.set_position("12345", "dispatched", "mark-42")
+        await tx.set_position("A", "dispatched", "mark-42")
         await tx.enqueue(message)
     await store.aclose()
 
@@ -235,6 +235,12 @@ class Store:
         """The referral ``system`` knows by the number or native id ``value``, or ``None``."""
         async with self._read() as conn:
             return await browse.find_referral(conn, system, value)
+
+    async def numbered(self, number: str, *, limit: int = 50) -> list[ReferralRow]:
+        """The referrals that some system numbers ``number``, newest first (see
+        :func:`browse.numbered`)."""
+        async with self._read() as conn:
+            return await browse.numbered(conn, number, limit=limit)
 
     async def referral_extras(
         self, referral_ids: Sequence[str]

@@ -58,7 +58,7 @@ referrals = sa.Table(
     sa.Column("referral_id", sa.String(200), primary_key=True),
     sa.Column("origin_system", sa.String(32), nullable=False),
     sa.Column("ids", JSONType, nullable=False),
-    sa.Column("case_no", sa.String(100)),
+    sa.Column("numbers", JSONType, nullable=False),
     sa.Column("early_warning", sa.Boolean, nullable=False),
     sa.Column("state", sa.String(64), nullable=False),
     sa.Column("last_snapshot", JSONType),
@@ -66,7 +66,20 @@ referrals = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Index("ix_referrals_state", "state"),
     sa.Index("ix_referrals_created_at", "created_at"),
-    sa.Index("ix_referrals_case_no", "case_no"),
+)
+
+# ``referrals.numbers`` again, one row per (referral, system), written in the same
+# transaction as the referral: finding a referral by a number (of one system, or of any)
+# is an index read whatever the system. No foreign key, like the other per-referral
+# tables; nothing deletes referrals, and a lookup joins ``referrals``.
+referral_numbers = sa.Table(
+    "referral_numbers",
+    metadata,
+    sa.Column("referral_id", sa.String(200), primary_key=True),
+    sa.Column("system", sa.String(32), primary_key=True),
+    sa.Column("number", sa.String(200), nullable=False),
+    sa.Index("ix_referral_numbers_number", "number"),
+    sa.Index("ix_referral_numbers_system_number", "system", "number"),
 )
 
 source_versions = sa.Table(

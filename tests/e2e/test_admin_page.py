@@ -65,7 +65,7 @@ async def seeded(tmp_path: Path) -> AsyncIterator[Seeded]:
                     origin_system="12351",
                     ids={"12351": CASE_ID, "12345": ORDER_NO},
                     state="delivered",
-                    case_no=CASE_NO,
+                    numbers={"12351": CASE_NO},
                 )
             )
             await tx.add_event(REFERRAL, "12351", "intake", {"source_version": 1})

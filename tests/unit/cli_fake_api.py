@@ -63,8 +63,7 @@ def letter_out(row: DeadLetterRow) -> dict[str, Any]:
 def referral_summary(row: ReferralRow) -> dict[str, Any]:
     target = "12351" if row.origin_system == "12345" else "12345"
     numbers = {row.origin_system: row.ids.get(row.origin_system, "")}
-    if row.case_no:
-        numbers["12351"] = row.case_no
+    numbers.update(row.numbers)
     return {
         "referral_id": row.referral_id,
         "direction": f"{row.origin_system}-{target}",
@@ -171,7 +170,7 @@ class FakeApi:
         rows = await self.store.list_referrals(limit=500)
         system, _, native = key.partition(":")
         for row in rows:
-            if key == row.referral_id or native in (row.ids.get(system), row.case_no):
+            if key == row.referral_id or native in (row.ids.get(system), row.numbers.get("12351")):
                 detail = referral_summary(row)
                 timeline = await self.store.timeline(row.referral_id)
                 detail["native_status"] = {}

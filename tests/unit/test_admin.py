@@ -104,7 +104,7 @@ async def test_metrics_carry_the_store_and_runtime_families(admin: Admin) -> Non
     store = admin.node.store
     async with store.begin() as tx:
         await tx.upsert_referral(
-            ReferralRow("12345:BJ1", "12345", {"12345": "BJ1"}, "created", case_no="BJ1")
+            ReferralRow("12345:BJ1", "12345", {"12345": "BJ1"}, "created", numbers={"12351": "BJ1"})
         )
         await tx.upsert_referral(ReferralRow("12351:C1", "12351", {"12351": "C1"}, "created"))
         await tx.enqueue(OutboxMessage("12345:BJ1", "12351.normal.0", b"{}"))

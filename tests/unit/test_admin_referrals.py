@@ -67,7 +67,7 @@ async def _seed(admin: Admin, clock: Clock) -> None:
                 ids={"12345": "BJ12345-20261130-000001", "12351": "uuid-a"},
                 state="delivered",
                 early_warning=True,
-                case_no="12351-2026-0000001",
+                numbers={"12351": "12351-2026-0000001"},
                 last_snapshot=_snapshot(
                     A, "12345", priority="early_warning", district_code="110108"
                 ),
@@ -82,7 +82,7 @@ async def _seed(admin: Admin, clock: Clock) -> None:
                 origin_system="12351",
                 ids={"12351": "uuid-b", "12345": "BJ12345-20261130-000777"},
                 state="in_progress",
-                case_no="12351-2026-0000002",
+                numbers={"12351": "12351-2026-0000002"},
                 last_snapshot=_snapshot(
                     B, "12351", district_code="110105", native_status="handling"
                 ),

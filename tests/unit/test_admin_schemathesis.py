@@ -222,7 +222,7 @@ async def seed(store: Store) -> dict[str, list[str]]:
                     ids=dict(ref.ids),
                     state=ref.state.value,
                     early_warning=ref.early_warning,
-                    case_no=ref.numbers.get("12351"),
+                    numbers=dict(ref.numbers),
                     last_snapshot=ref.model_dump(mode="json"),
                 )
             )

@@ -58,7 +58,7 @@ async def seed(admin: Admin) -> tuple[int, int]:
                 ids={"12345": ORDER_NO, "12351": "c0ffee00-case"},
                 state="signed",
                 early_warning=True,
-                case_no=CASE_NO,
+                numbers={"12351": CASE_NO},
                 last_snapshot={"caller": {"name": NAME, "phone": PHONE}},
             )
         )

@@ -279,7 +279,7 @@ class StoreBehaviour:
         self, store: Store, clock: FakeClock
     ) -> None:
         async with store.begin() as tx:
-            await tx.upsert_referral(referral(case_no="C-1", last_snapshot={"v": 1}))
+            await tx.upsert_referral(referral(numbers={"12351": "C-1"}, last_snapshot={"v": 1}))
         created_at = clock.now
         clock.advance(60)
         async with store.begin() as tx:
@@ -290,7 +290,7 @@ class StoreBehaviour:
         assert stored == await store.get_referral("12345:BJ1")
         assert stored.ids == {"12345": "BJ1", "12351": "case-uuid"}
         assert (stored.state, stored.early_warning) == ("created", True)
-        assert (stored.case_no, stored.last_snapshot) == ("C-1", {"v": 1})
+        assert (stored.numbers["12351"], stored.last_snapshot) == ("C-1", {"v": 1})
         assert (stored.created_at, stored.updated_at) == (created_at, clock.now)
         assert await store.get_referral("12345:unknown") is None
 

@@ -20,7 +20,6 @@ from bridge.engine.metrics import EngineMetrics
 from bridge.engine.reconcile.findings import Run
 from bridge.engine.reconcile.pages import PageTaker
 from bridge.store import ReferralRow, Store
-from bridge.store.browse import CASE_NO_SYSTEM
 from bridge.transport import Topology
 
 log = structlog.get_logger(__name__)
@@ -209,9 +208,7 @@ class Reconciler:
         return [item for item in out if item is not None]
 
     def _found(self, run: Run, kind: str, row: ReferralRow, system: str, **detail: str) -> None:
-        numbers = dict((row.last_snapshot or {}).get("numbers") or {})
-        if row.case_no:
-            numbers.setdefault(CASE_NO_SYSTEM, row.case_no)
+        numbers = {**((row.last_snapshot or {}).get("numbers") or {}), **row.numbers}
         why = {"missing": "the source has no such record", "failed": "the source did not answer"}
         run.found(kind, row.referral_id, system, numbers, detail, why=why[kind])
 

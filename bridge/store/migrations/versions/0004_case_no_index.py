@@ -1,6 +1,7 @@
-"""An index on the 12351 case number of each referral: the admin API finds a referral
-by `12351:<case number>` (the number people read out on the phone) with an index read
-instead of a scan of the ledger.
+"""An index on the ``case_no`` column (the union hotline's case number) of each
+referral: the admin API finds a referral by `<system>:<case number>` (the number people
+read out on the phone) with an index read instead of a scan of the ledger. 0005
+replaces both with ``referral_numbers``, for every system's numbers.
 
 Revision ID: 0004
 Revises: 0003
