@@ -58,7 +58,7 @@ class UpdatesPosition:
     def since(cls, when: datetime) -> UpdatesPosition:
         if when.tzinfo is None:
             raise ValueError("a feed start must be timezone-aware")
-        return cls(when)
+        return cls(_whole(when))
 
     def encode(self) -> str:
         seen = sorted([i, t.isoformat()] for i, t in self.seen.items())
@@ -86,14 +86,14 @@ class UpdatesFeedReader:
         self._max_reads = max_referral_reads
 
     def first_position(self) -> UpdatesPosition:
-        return UpdatesPosition(self._now() - self._first_lookback)
+        return UpdatesPosition(_whole(self._now() - self._first_lookback))
 
     async def read(self, position: str | None) -> FeedPage[UpdateRecord]:
         """The updates after `position` (None: from `first_lookback` ago), each once; a
         referral with the request as we see it. Raises the client's errors (the position
         is then unchanged: the same window is read again next time)."""
         pos = UpdatesPosition.decode(position) if position else self.first_position()
-        now = self._now()
+        now = _whole(self._now())
         end = max(pos.start, min(pos.start + WINDOW_MAX, now))
         items = await self._client.updates(pos.start, end)
         records: list[UpdateRecord] = []
@@ -131,3 +131,9 @@ class UpdatesFeedReader:
             return await self._client.request(request_id)
         except NotFound:
             return None
+
+
+def _whole(when: datetime) -> datetime:
+    """12385 times have whole seconds, and so do windows (a window sent as whole seconds
+    but kept with a fraction would not match the `seen` it keeps)."""
+    return when.replace(microsecond=0)

@@ -123,17 +123,17 @@ def q(when: datetime) -> str:
 
 
 @contextlib.asynccontextmanager
-async def running_sim(**sim_options: Any) -> AsyncIterator[Sim385]:
+async def running_sim(key: str = KEY, **sim_options: Any) -> AsyncIterator[Sim385]:
     """The simulator serving on 127.0.0.1 (any port), seeded, rate limit off unless
     `sim_options` say otherwise, and an adapter with the `KEY` client's credentials."""
-    options = {"rate_limit_per_min": None} | sim_options
-    sim = Simulator385(clock=SimClock(START), seed=12385, api_keys=KEYS, **options)
+    options = {"rate_limit_per_min": None, "api_keys": KEYS} | sim_options
+    sim = Simulator385(clock=SimClock(START), seed=12385, **options)
     runner = await serve(sim, "127.0.0.1", 0)
     port = runner.addresses[0][1]
     try:
         async with aiohttp.ClientSession() as session:
             harness = Sim385(sim, f"http://127.0.0.1:{port}", session, hotline=None)  # type: ignore[arg-type]
-            harness.hotline = harness.adapter()
+            harness.hotline = harness.adapter(api_key=key)
             yield harness
             await harness.hotline.aclose()
     finally:
