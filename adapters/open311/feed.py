@@ -17,6 +17,10 @@ and drops them when they are read again. The position is opaque JSON text:
 
     {"v": 1, "start": "<ISO 8601>", "seen": [["<update_id>", "<ISO 8601>"], ...]}
 
+The feed holds every update our key sees, our own posts included (12385 lists them
+under its own ids): the engine tells them apart by the id `post_update` answered
+(`ActionResult.record.update_id`), or by their status and request.
+
 It moves only through the returned `FeedPage` (the engine stores it with what it made of
 the records). `more` is true while the window end is behind now or a page stopped early.
 One limit is accepted: more than 1,000 updates visible to us within one second would

@@ -242,3 +242,21 @@ async def test_maintenance_is_unavailable_and_a_500_transient(s385: Sim385):
 async def test_ping_is_one_call(s385: Sim385):
     await s385.hotline.ping()
     assert [c.route for c in s385.sim.calls.calls_to()] == ["GET /services.{ext}"]
+
+
+async def test_a_lost_answer_is_ambiguous_and_the_retry_replays_the_same_request(s385: Sim385):
+    await s385.control("POST", "/faults", {"lost_rate": 1.0})
+    with pytest.raises(Unavailable) as caught:
+        await s385.hotline.perform(create())
+    assert caught.value.ambiguous
+    made = [i for i, m in s385.sim.book.meta.items() if m.created_by == "12351"]
+    await s385.control("DELETE", "/faults")
+    result = await s385.hotline.perform(create())
+    assert [result.native_id] == made
+
+
+async def test_times_in_queries_keep_their_plus_as_percent_2b(s385: Sim385):
+    requests = await s385.hotline.client.requests(start=START - timedelta(days=1), end=START)
+    assert len(requests) == len(s385.sim.requests)
+    [call] = s385.sim.calls.calls_to("GET /requests.{ext}")
+    assert call.query["end_date"] == "2026-11-29T09:12:44+08:00"  # a raw `+` would be a space

@@ -4,7 +4,9 @@ Every call goes through `Api._guard` in the order section 8 fixes:
 faults (a gateway in front) → unknown path or a suffix other than `.json` (404) → a POST
 with a JSON body (400, not counted) → `api_key` (403, not counted; GET: the query, POST:
 the form, nothing else authenticates) → the rate limit (429, counted too) → the call's
-own checks (400, a wrong method included) → unknown id or code (404). Answers are bare
+own checks (400, a wrong method included) → unknown id or code (404). A `jurisdiction_id`
+other than `bj.12385` is answered 404 right after the rate limit, before the call's own
+checks (a reading: it names the whole server, not a record). Answers are bare
 arrays, errors bare error arrays. The aiohttp access log is off (`server.serve`): GET
 calls carry `api_key` in the URL.
 """
