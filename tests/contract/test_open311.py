@@ -199,7 +199,7 @@ async def test_an_action_with_the_wrong_body_or_kind_is_rejected(s385: Sim385):
     with pytest.raises(Rejected):
         await s385.hotline.perform(Action("sign", "k", "1", create_form()))
     with pytest.raises(Rejected, match="differ"):
-        await s385.hotline.perform(update("1").__class__("post_update", "k", "2", update("1").body))
+        await s385.hotline.perform(Action("post_update", "k", "2", update("1").body))
 
 
 # --- reads, fields, errors ---------------------------------------------------------------
