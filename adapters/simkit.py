@@ -205,6 +205,10 @@ class Refusal:
     message: str
 
 
+SECRET_PARAMS: Final = frozenset({"api_key", "client_secret", "access_token"})
+"""Query parameters the call log masks: `GET /_sim/calls` shows no credential."""
+
+
 class CallLog:
     """Every API call a simulator answered: how many per client, how many the rate limit
     or an injected fault answered, and a `Refusal` for each one it refused."""
@@ -222,7 +226,8 @@ class CallLog:
         client = request.get(SIM_CLIENT, "anonymous")
         self._requests[client] += 1
         kind = request.get(SIM_FAULT)
-        query = dict(request.query)
+        # a credential that travels in the query string (Open311's `api_key`) is not kept
+        query = {k: ("***" if k in SECRET_PARAMS else v) for k, v in request.query.items()}
         self.trace.append(Call(time.time(), client, route, query, kind or "api"))
         if kind is not None:
             self._answered_by[kind] += 1

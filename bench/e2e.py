@@ -232,7 +232,7 @@ async def run_e2e(
             store_url(Path(tmp), postgres_admin_url) as store,
             # limits off: neither the simulators nor the node's request budget limit the
             # rate (a benchmark of the bridge); on: 12345 at 20/s and the node under it
-            Simulators(port_12345=0, port_12351=0, rate_limits=limits) as sims,
+            Simulators(free_ports=True, rate_limits=limits) as sims,
         ):
             settings = bench_settings(sims, url, store, bridge_overrides)
             measure = partial(

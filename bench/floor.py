@@ -113,7 +113,7 @@ class SimsInProcess:
     mode = "simulators in this process"
 
     def __init__(self) -> None:
-        self.sims = Simulators(port_12345=0, port_12351=0, rate_limits=False)
+        self.sims = Simulators(free_ports=True, rate_limits=False)
         self.pid: int | None = None
 
     async def __aenter__(self) -> SimsInProcess:

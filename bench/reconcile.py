@@ -96,8 +96,7 @@ async def serve_simulators(spec: Spec, limits: bool) -> None:
     from bridge.demo import Simulators
 
     sims = Simulators(
-        port_12345=0,
-        port_12351=0,
+        free_ports=True,
         rate_limits=limits,
         client_id=spec.client_id,
         unit_code=spec.unit_code,

@@ -267,7 +267,16 @@ async def start_node(
             node.pollers.append(poller)
             node.spawn(poller.name, poller.run)
     node.admin_url = await serve_admin(node, stack)
-    log.info("node.started", node_id=node_id, sides=list(sides), admin=node.admin_url)
+    if len(deployment.partners) < 2:
+        # a referral crosses between two partners: this node can route nothing anywhere
+        log.warning("deployment.single_partner", partners=list(deployment.names))
+    log.info(
+        "node.started",
+        node_id=node_id,
+        sides=list(sides),
+        partners=list(deployment.names),
+        admin=node.admin_url,
+    )
     return node
 
 

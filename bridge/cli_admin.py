@@ -21,7 +21,6 @@ from bridge import cli_render as render
 from bridge import runtime
 from bridge.admin_client import AdminClient, ApiError
 from bridge.cli_target import (
-    DIRECTIONS,
     EXIT_API,
     EXIT_UNREACHABLE,
     EXIT_USAGE,
@@ -84,7 +83,7 @@ def _flag(name: str, help: str) -> Callable[[Any], Any]:
 @referrals.command("list")
 @admin_options
 @click.option("--state", type=click.Choice(STATES))
-@click.option("--direction", type=click.Choice(DIRECTIONS))
+@click.option("--direction", help="`<origin>-<target>`, e.g. 12345-12351")
 @click.option("--district", help="a district code, e.g. 110105")
 @click.option("--priority", help="normal, urgent or early_warning")
 @_flag("early-warning", "only referrals flagged 预警 (or, --no-, not flagged)")
@@ -125,7 +124,7 @@ def dead_letters() -> None:
 def _letter_filters(command: Callable[..., Any]) -> Callable[..., Any]:
     for option in reversed(
         (
-            click.option("--system", type=click.Choice(("12345", "12351"))),
+            click.option("--system", help="a partner's name (where the letter was parked)"),
             click.option("--stage", type=click.Choice(STAGES)),
             click.option("--reason", help="a part of the reason (any case)"),
             click.option("--since", type=IsoTime(), help="parked at or after this time"),

@@ -37,7 +37,6 @@ STATES = (
     "opened", "delivered", "signed", "in_progress", "extended", "replied", "returned",
     "callback_recorded", "reopened", "withdrawn", "closed",
 )  # fmt: skip
-DIRECTIONS = ("12345-12351", "12351-12345")
 STAGES = ("intake", "apply", "transport", "publish")
 LETTER_STATUSES = ("parked", "replayed", "discarded")
 

@@ -26,7 +26,8 @@ _BY_NAME = re.compile(r"(sim|url_|root_)(\w+)")
 class Simulators:
     """The partners' simulators served over HTTP on `host` (port 0 picks a free one).
 
-    `names`: which partners (default: every kind with a simulator); `ports` and
+    `names`: which partners (default: every kind with a simulator); `free_ports`: any
+    free port for each (else its kind's default port); `ports` and
     `options` per partner name; `port_<name>=` and a kind's option keys (`client_id=`,
     `api_key=`, …) may also be given as keywords. A partner's simulator object is
     `sims.sim(name)` (or `sims.sim<name>`), its base URL `sims.url(name)`, its root
@@ -42,6 +43,7 @@ class Simulators:
         options: Mapping[str, Mapping[str, Any]] | None = None,
         rate_limits: bool = True,
         seed: int = 0,
+        free_ports: bool = False,
         **keywords: Any,
     ) -> None:
         self.host = host
@@ -49,6 +51,8 @@ class Simulators:
         self.ports = {
             name: kind.simulator.default_port for name, kind in self.kinds.items() if kind.simulator
         }
+        if free_ports:  # tests, benchmarks: any free port for every simulator
+            self.ports = dict.fromkeys(self.ports, 0)
         self.ports.update(ports or {})
         self.options: dict[str, dict[str, Any]] = {}
         for name, kind in self.kinds.items():

@@ -17,7 +17,7 @@ async def sims(request: pytest.FixtureRequest) -> AsyncIterator[Simulators]:
     (a call the other side refuses in a normal lifecycle is a bug), unless the test says
     it provokes refusals on purpose (`@pytest.mark.refusals("why")`: faults, poison)."""
     await require_broker()
-    async with Simulators(port_12345=0, port_12351=0, rate_limits=False) as running:
+    async with Simulators(free_ports=True, rate_limits=False) as running:
         yield running
         if request.node.get_closest_marker("refusals") is None:
             refused = refused_calls(running)

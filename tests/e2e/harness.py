@@ -132,6 +132,8 @@ def settings_for(
         "admin": {"listen": "127.0.0.1:0", **(admin or {})},  # many nodes: any free port
         "bridge": {
             "sides": sides,
+            # the test world's deployment: every simulated partner, and any other given
+            "partners": list(dict.fromkeys([*sides, *sims.running, *(partners_sections or {})])),
             "poll_interval_s": 0.2,
             "poll_max_backoff_s": 2.0,
             "attempt_timeout_s": 5,

@@ -202,7 +202,7 @@ async def test_unroutable_message_is_parked_and_the_rows_behind_it_are_published
     assert all(PERSONAL not in d.reason and "caller" not in d.reason for d in letters)
     assert [e.kind for e in await store.timeline("12345:BAD0")] == ["parked"]
 
-    outcome = await replay_dead_letter(store, first.id, intake={}, topology=topology, partner={})
+    outcome = await replay_dead_letter(store, first.id, intake={}, topology=topology)
     assert outcome == "message queued again"
     (again,) = await store.outbox_pending(10)
     assert again.routing_key == topology.routing_key("12351", "12345:BAD0", False)

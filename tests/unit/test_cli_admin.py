@@ -418,7 +418,7 @@ def connect_config(path: Path, sims: Simulators, *, amqp_url: str, store_url: st
 
 
 async def test_check_config_connect_says_ok_for_each_part(tmp_path: Path) -> None:
-    async with Simulators(port_12345=0, port_12351=0) as sims:
+    async with Simulators(free_ports=True) as sims:
         config = connect_config(
             tmp_path / "c.toml", sims,
             amqp_url="amqp://guest:guest@127.0.0.1:5672/",
@@ -432,8 +432,8 @@ async def test_check_config_connect_says_ok_for_each_part(tmp_path: Path) -> Non
 
 
 async def test_check_config_connect_names_what_fails_and_no_secret(tmp_path: Path) -> None:
-    async with Simulators(port_12345=0, port_12351=0, client_secret="s3cret-12345") as sims:
-        sims.client_secret = "wrong-secret-value"  # the node's is refused by 12345
+    async with Simulators(free_ports=True, client_secret="s3cret-12345") as sims:
+        sims.running["12345"].config["client_secret"] = "wrong-secret-value"  # refused by 12345
         config = connect_config(
             tmp_path / "c.toml", sims,
             amqp_url=f"amqp://guest:amqp-pw@127.0.0.1:{closed_port()}/",
