@@ -25,6 +25,7 @@ Each simulator adds its own seed / workflow routes.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import time
@@ -35,6 +36,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 from zoneinfo import ZoneInfo
 
+import structlog
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -203,6 +205,43 @@ class Refusal:
     client: str
     at: str  # simulated time, ISO 8601
     message: str
+
+
+class TickingDriver:
+    """A simulator's workflow driver: a background task that calls `tick(TICK_S)` every
+    `TICK_S` while it runs (`switch(True)`), logging (not dying on) a failed tick."""
+
+    TICK_S: float = 0.1
+    NAME: str = "sim"
+
+    def __init__(self) -> None:
+        self._task: asyncio.Task[None] | None = None
+        self._due = 0.0
+
+    async def switch(self, on: bool) -> None:
+        """Start the task if `on` and it is not running; stop it if not `on`."""
+        if on and self._task is None:
+            self._task = asyncio.create_task(self._run(), name=f"{self.NAME}.driver")
+        elif not on:
+            await self.stop()
+
+    async def stop(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.TICK_S)
+            try:
+                self.tick(self.TICK_S)
+            except Exception:
+                structlog.get_logger(__name__).exception("sim_driver.failed", system=self.NAME)
+
+    def tick(self, seconds: float) -> None:
+        raise NotImplementedError
 
 
 SECRET_PARAMS: Final = frozenset({"api_key", "client_secret", "access_token"})

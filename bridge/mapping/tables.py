@@ -23,9 +23,9 @@ import json
 import re
 from collections.abc import Mapping
 from functools import cached_property
-from typing import Any, Final, Self
+from typing import Any, Final, Self, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from bridge.errors import ConfigError, MappingError
 from schemas.canonical import Lifecycle, Priority, Satisfaction
@@ -159,6 +159,10 @@ class MappingTables(BaseModel):
     order_status_to_partner_status: dict[str, PartnerStatus]
     districts: dict[str, str]
     transfer_targets: tuple[str, ...] | None = None
+    kinds: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Each partner kind's own tables (`PartnerKind.tables`) as JSON, by kind: the defaults
+    of the kind's model with `[mapping.<kind>]` merged onto them, so that they are
+    versioned, stored and replayed with the rest (`of()` reads them back)."""
 
     @classmethod
     def default(cls) -> Self:
@@ -176,18 +180,28 @@ class MappingTables(BaseModel):
             order_status_to_partner_status=dict(ORDER_STATUS_TO_PARTNER_STATUS),
             districts=dict(DISTRICTS),
             transfer_targets=TRANSFER_TARGETS,
+            kinds=_kind_defaults(_registered_kind_tables()),
         )
 
     @classmethod
-    def from_config(cls, overrides: Mapping[str, Any] | None) -> Self:
+    def from_config(
+        cls,
+        overrides: Mapping[str, Any] | None,
+        kind_tables: Mapping[str, type[BaseModel]] | None = None,
+    ) -> Self:
         """The defaults with `overrides` applied: a table given as a dict is merged row by
         row onto the default table; any other value replaces the default.
 
         Raises ConfigError naming the offending key when the result is incomplete or
         inconsistent.
         """
+        kind_tables = _registered_kind_tables() if kind_tables is None else kind_tables
         data = cls.default().model_dump()
+        data["kinds"] = _kind_defaults(kind_tables)
         for key, value in (overrides or {}).items():
+            if key in kind_tables:
+                data["kinds"][key] = _kind_json(key, kind_tables[key], value)
+                continue
             if key not in data:
                 raise ConfigError(f"mapping: unknown table {key!r}")
             if isinstance(data[key], dict) and isinstance(value, Mapping):
@@ -211,6 +225,20 @@ class MappingTables(BaseModel):
             first = exc.errors()[0]
             where = ".".join(str(part) for part in first["loc"]) or "tables"
             raise ConfigError(f"stored mapping.{where}: {first['msg']}") from exc
+
+    def of(self, kind: str, model: type[T]) -> T:
+        """The tables of partner kind `kind` as its `model` (its defaults when these tables
+        hold none for it: tables stored before the kind was registered)."""
+        found = self.parsed_kinds.get(kind)
+        if not isinstance(found, model):
+            found = model.model_validate(self.kinds[kind]) if kind in self.kinds else model()
+            self.parsed_kinds[kind] = found
+        return found
+
+    @cached_property
+    def parsed_kinds(self) -> dict[str, Any]:
+        """Kind tables read back by `of()`, once per tables object."""
+        return {}
 
     def as_json(self) -> dict[str, Any]:
         """Every table as plain JSON (enum values, lists): what the store keeps."""
@@ -309,6 +337,38 @@ class MappingTables(BaseModel):
     def is_district(self, code: str | None) -> bool:
         """One of the districts both hotlines route to (Beijing's 16)."""
         return code in self.districts
+
+
+T = TypeVar("T", bound=BaseModel)
+
+
+def _registered_kind_tables() -> dict[str, type[BaseModel]]:
+    """Partner kinds that bring tables of their own, from the registry."""
+    from bridge.partners import kinds
+
+    return {name: kind.tables for name, kind in kinds().items() if kind.tables is not None}
+
+
+def _kind_defaults(kind_tables: Mapping[str, type[BaseModel]]) -> dict[str, dict[str, Any]]:
+    return {name: model().model_dump(mode="json") for name, model in kind_tables.items()}
+
+
+def _kind_json(kind: str, model: type[BaseModel], overrides: Any) -> dict[str, Any]:
+    """A kind's tables with `overrides` merged row by row onto its defaults, as JSON."""
+    if not isinstance(overrides, Mapping):
+        raise ConfigError(f"mapping.{kind}: a table of the kind's tables, not {overrides!r}")
+    data = model().model_dump()
+    for key, value in overrides.items():
+        if key not in data:
+            raise ConfigError(f"mapping.{kind}: unknown table {key!r}")
+        both = isinstance(data[key], dict) and isinstance(value, Mapping)
+        data[key] = {**data[key], **value} if both else value
+    try:
+        return model.model_validate(data).model_dump(mode="json")
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "tables"
+        raise ConfigError(f"mapping.{kind}.{where}: {first['msg']}") from exc
 
 
 def _require_keys(name: str, table: Mapping[str, Any], keys: Any) -> None:

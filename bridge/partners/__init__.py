@@ -161,6 +161,10 @@ class PartnerKind:
     """The contract's top-level section for this kind (`hotline12345`), if any."""
     union: UnionView | None = None
     deadlines: DeadlinesFn | None = None
+    tables: type[BaseModel] | None = None
+    """Its own mapping tables (a pydantic model whose every field has a default): an ops
+    team overrides them in `[mapping.<kind>]`; they are versioned with the node's tables,
+    and its policies read them with `MappingTables.of(kind, model)`."""
     sla_kinds: tuple[tuple[str, str], ...] = ()
     """(system, deadline kind) pairs its deadlines can take, for the metrics."""
     simulator: Simulator | None = None

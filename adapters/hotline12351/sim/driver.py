@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from datetime import timedelta
-from typing import Any, Final
+from typing import Any
 
 import structlog
 
@@ -15,6 +13,7 @@ from adapters.hotline12351.sim.requests import (
     parse_rfc3339,
 )
 from adapters.hotline12351.sim.state import OPEN, CaseBook
+from adapters.simkit import TickingDriver
 from schemas.hotline12351 import (
     rfc3339,
 )
@@ -22,19 +21,19 @@ from schemas.hotline12351 import (
 log = structlog.get_logger(__name__)
 
 
-class WorkflowDriver:
+class WorkflowDriver(TickingDriver):
     """A background task that plays the union: records new cases at `cases_per_s` and
     moves the cases partners created along (dispatch → handle → respond, sometimes a
     rejection or an extension request; close after the partner's callback)."""
 
-    TICK_S: Final = 0.1
+    NAME = "sim12351"
+    TICK_S = 0.1
 
     def __init__(self, book: CaseBook) -> None:
+        super().__init__()
         self.book = book
         self.cases_per_s = 0.0
         self.transfer_share = 0.5
-        self._task: asyncio.Task[None] | None = None
-        self._due = 0.0
 
     def state(self) -> dict[str, Any]:
         return {"cases_per_s": self.cases_per_s, "transfer_share": self.transfer_share}
@@ -44,25 +43,7 @@ class WorkflowDriver:
         self.cases_per_s = cases_per_s
         if transfer_share is not None:
             self.transfer_share = transfer_share
-        if cases_per_s > 0 and self._task is None:
-            self._task = asyncio.create_task(self._run(), name="sim12351.driver")
-        elif cases_per_s <= 0:
-            await self.stop()
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.TICK_S)
-            try:
-                self.tick(self.TICK_S)
-            except Exception:
-                log.exception("sim_driver.failed", system="12351")
+        await self.switch(cases_per_s > 0)
 
     def tick(self, seconds: float) -> None:
         """One step of simulated work over `seconds` (also callable from tests)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from typing import Any, Final
 
@@ -11,6 +10,7 @@ import structlog
 from adapters.open311.sim.control import staff_request
 from adapters.open311.sim.requests import Refused
 from adapters.open311.sim.state import RequestBook
+from adapters.simkit import TickingDriver
 from schemas.open311 import HOME_AGENCY
 
 log = structlog.get_logger(__name__)
@@ -20,20 +20,20 @@ _ANSWER: Final = ("fixed", "已联系相关单位落实，诉求已解决。")
 _NOT_OURS: Final = ("not_councils_responsibility", "经核实不属于残联职责范围，退回。")
 
 
-class StaffDriver:
+class StaffDriver(TickingDriver):
     """A background task that plays 12385: takes `requests_per_min` requests by phone,
     refers a share of them to `partners`, takes partners' requests in hand, answers
     (sometimes sends back) and closes them, and closes referred ones the partner fixed."""
 
-    TICK_S: Final = 0.5
+    NAME = "sim12385"
+    TICK_S = 0.5
 
     def __init__(self, book: RequestBook, partners: tuple[str, ...] = ("12351", "12345")) -> None:
+        super().__init__()
         self.book = book
         self.partners = partners
         self.requests_per_min = 0.0
         self.referral_share = 0.5
-        self._task: asyncio.Task[None] | None = None
-        self._due = 0.0
 
     def state(self) -> dict[str, Any]:
         return {"requests_per_min": self.requests_per_min, "referral_share": self.referral_share}
@@ -43,25 +43,7 @@ class StaffDriver:
         self.requests_per_min = requests_per_min
         if referral_share is not None:
             self.referral_share = referral_share
-        if requests_per_min > 0 and self._task is None:
-            self._task = asyncio.create_task(self._run(), name="sim12385.driver")
-        elif requests_per_min <= 0:
-            await self.stop()
-
-    async def stop(self) -> None:
-        task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self.TICK_S)
-            try:
-                self.tick(self.TICK_S)
-            except Exception:
-                log.exception("sim_driver.failed", system="12385")
+        await self.switch(requests_per_min > 0)
 
     def tick(self, seconds: float) -> None:
         """One step of staff work over `seconds` (also callable from tests)."""
