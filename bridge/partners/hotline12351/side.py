@@ -14,7 +14,7 @@ from adapters.errors import AdapterError
 from bridge.engine.intake import TOOK_EFFECT, Intake, content_hash
 from bridge.engine.planner import Plan, Step
 from bridge.mapping import MappingTables, case_to_referral
-from bridge.mapping.from12351 import concerns_partners, target_of
+from bridge.mapping.from12351 import FIRST_PARTNERS, concerns_partners, target_of
 from bridge.partners import Deployment
 from bridge.partners.hotline12351.plan import plan_12351
 from bridge.store import Tx
@@ -36,7 +36,9 @@ class Intake12351:
 
     system = SYSTEM
 
-    def __init__(self, *, tables: MappingTables, partners: Collection[str] = ("12345",)) -> None:
+    def __init__(
+        self, *, tables: MappingTables, partners: Collection[str] = FIRST_PARTNERS
+    ) -> None:
         self.tables = tables
         self.partners = tuple(p for p in partners if p != SYSTEM)
 
