@@ -63,7 +63,9 @@ def build_side(
     partner = deployment.partners[system]
     if partner.config is None:
         raise ValueError(f"no config section for partner {system!r}")
-    ctx = SideContext(system, partner.config, settings, session, tables, deployment)
+    ctx = SideContext(
+        system, partner.config, settings, session, tables, deployment, topology_of(settings)
+    )
     return partner.kind.build_side(ctx)
 
 
@@ -258,7 +260,7 @@ async def start_node(
                 feed=feed,
                 policy=side.intake,
                 topology=topology,
-                interval_s=settings.bridge.poll_interval_s,
+                interval_s=side.poll_interval_s or settings.bridge.poll_interval_s,
                 busy_interval_s=settings.bridge.poll_busy_interval_s,
                 max_backoff_s=settings.bridge.poll_max_backoff_s,
                 on_recorded=relay.kick,
