@@ -39,6 +39,7 @@ from bridge.mapping import MappingTables
 from bridge.partners import Deployment, Side, SideContext
 from bridge.partners.hotline12345 import KIND as KIND_12345
 from bridge.partners.hotline12351 import KIND as KIND_12351
+from bridge.partners.open311 import KIND as KIND_OPEN311
 from bridge.reconcile import Reconciler
 from bridge.store import Clock, DeadLetterIn, Store, utc_now
 from bridge.supervisor import Supervisor
@@ -49,6 +50,7 @@ log = structlog.get_logger(__name__)
 
 partners.register(KIND_12345)
 partners.register(KIND_12351)
+partners.register(KIND_OPEN311)
 
 
 def build_side(
