@@ -25,6 +25,11 @@ pytestmark = pytest.mark.one_store  # its subject is the partner kind, not the s
 NAME: Final = "12385"
 WINDOW_S: Final = 4
 """The rate limit's window in these tests: 10 calls per 4 s instead of per 60 s."""
+MARGIN_S: Final = 0.5
+"""Added to the node's window. The budget keeps 0.2 s of margin for calls that arrive
+later than they leave; in this one loaded process (the simulators share the node's event
+loop) the node's very first call was seen arriving up to 0.3 s late, so that 12385
+counted 11 calls in a 4 s window. Reported; the 1 % bound stays as the issue says."""
 TIMEOUT: Final = 60.0
 
 
@@ -36,7 +41,9 @@ async def sims385() -> AsyncIterator[Simulators]:
         yield sims
         counts = sims.sim(NAME).counts
         calls = sum(counts["requests"].values())
-        assert counts["rate_limited"] * 100 < calls, f"429s at 12385: {counts}"
+        log = sims.sim(NAME).calls.calls_to()
+        seen = [(round(c.at - log[0].at, 2), c.route, c.answered_by) for c in log]
+        assert counts["rate_limited"] * 100 < calls, f"429s at 12385: {counts}, calls: {seen}"
         refused = refused_calls(sims) + [
             f"12385 {r.route} {r.code} {r.message} ({r.client})" for r in sims.sim(NAME).refusals
         ]
@@ -47,9 +54,13 @@ def _node(sims: Simulators, tmp_path: Any) -> Any:
     section = {
         "kind": "open311",
         **sims.running[NAME].config,
-        "rate_period_s": WINDOW_S,
+        "rate_period_s": WINDOW_S + MARGIN_S,
         "poll_interval_s": 1.0,
         "overlap_s": 5,
+        # the book is minutes old: 7 days of empty 24-hour windows would spend the
+        # budget's first calls back to back, where one slow first connection of the
+        # node is enough for 12385 to count 11 calls in a window
+        "first_lookback_s": 600,
     }
     return running_node(sims, tmp_path, sides=["12351", NAME], partners_sections={NAME: section})
 
