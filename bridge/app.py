@@ -39,6 +39,7 @@ from bridge.mapping import MappingTables
 from bridge.partners import Deployment, Side, SideContext
 from bridge.partners.hotline12345 import KIND as KIND_12345
 from bridge.partners.hotline12351 import KIND as KIND_12351
+from bridge.partners.open311 import KIND as KIND_OPEN311
 from bridge.reconcile import Reconciler
 from bridge.store import Clock, DeadLetterIn, Store, utc_now
 from bridge.supervisor import Supervisor
@@ -49,6 +50,7 @@ log = structlog.get_logger(__name__)
 
 partners.register(KIND_12345)
 partners.register(KIND_12351)
+partners.register(KIND_OPEN311)
 
 
 def build_side(
@@ -63,7 +65,9 @@ def build_side(
     partner = deployment.partners[system]
     if partner.config is None:
         raise ValueError(f"no config section for partner {system!r}")
-    ctx = SideContext(system, partner.config, settings, session, tables, deployment)
+    ctx = SideContext(
+        system, partner.config, settings, session, tables, deployment, topology_of(settings)
+    )
     return partner.kind.build_side(ctx)
 
 
@@ -258,7 +262,7 @@ async def start_node(
                 feed=feed,
                 policy=side.intake,
                 topology=topology,
-                interval_s=settings.bridge.poll_interval_s,
+                interval_s=side.poll_interval_s or settings.bridge.poll_interval_s,
                 busy_interval_s=settings.bridge.poll_busy_interval_s,
                 max_backoff_s=settings.bridge.poll_max_backoff_s,
                 on_recorded=relay.kick,

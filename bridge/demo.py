@@ -162,6 +162,8 @@ async def run_demo(config_path: str | None, *, rate: float, seconds: float, log_
             overrides = {
                 "store": {"url": f"sqlite:///{db}"},
                 "amqp": {"namespace": f"hotline-bridge-demo-{os.getpid()}"},
+                # the node runs every partner there is a simulator for
+                "bridge": {"sides": list(sims.running)},
                 **sims.config_sections(),
             }
         settings = load_settings(config_path, **overrides)

@@ -37,19 +37,23 @@ if TYPE_CHECKING:
     from bridge.engine.deadlines import Deadline
     from bridge.engine.intake import IntakePolicy
     from bridge.mapping import MappingTables
+    from bridge.transport import Topology
     from schemas.canonical import Referral
 
 
 @dataclass
 class Side:
-    """One hotline this node runs: its adapter, intake and apply policies, and the
-    request budget its calls spend (which counts their outcomes, for the metrics)."""
+    """One hotline this node runs: its adapter, intake and apply policies, the request
+    budget its calls spend (which counts their outcomes, for the metrics), and how often
+    its feeds are polled (None: `[bridge] poll_interval_s`; a partner with a tight rate
+    limit polls less often)."""
 
     system: str
     hotline: Hotline
     intake: IntakePolicy
     apply: ApplyPolicy
     budget: RequestBudget | None = None
+    poll_interval_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -63,6 +67,9 @@ class SideContext:
     session: aiohttp.ClientSession
     tables: MappingTables
     deployment: Deployment
+    topology: Topology | None = None
+    """The node's broker topology: where a side queues a snapshot of its own system that
+    no feed will show (a partner that writes no change when a record is created)."""
 
 
 class UnionView(Protocol):
