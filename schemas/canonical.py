@@ -146,6 +146,11 @@ class Referral(_Part):
     extension: Extension | None = None
     transfer: Transfer | None = None
     return_reason: str | None = None
+    closing_note: str | None = Field(
+        default=None,
+        description="the source's own words with its closure (an Open311 `closed` or "
+        "`duplicate` update's text); 12345 and 12351 publish none",
+    )
     reopen_count: int = 0
     reopen_reason: str | None = None
     unit_code: str | None = None

@@ -135,6 +135,10 @@ def partner_update(
         if visited and ref.callback is not None:
             satisfaction = ref.callback.satisfaction.value
             at = ref.callback.at or at
+    elif status == "returned":
+        text = ref.return_reason  # 12345 publishes none; Open311 staff write one
+    elif status == "closed":
+        text = ref.closing_note
     if text:
         text = fit(text, PARTNER_TEXT_MAX, marker(ref.source, order_no))
     return _build(
