@@ -67,7 +67,10 @@ class Open311Client:
     ) -> None:
         self.system = system
         self.budget = budget or RequestBudget(
-            system, config.rate_limit_per_min, period_s=config.rate_period_s
+            system,
+            config.rate_limit_per_min,
+            period_s=config.rate_period_s,
+            jitter_s=config.rate_margin_s,
         )
         self._session = session
         self._config = config

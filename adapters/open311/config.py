@@ -26,6 +26,13 @@ class Open311Config(BaseModel):
         default=10, ge=0, description="the published limit; 0 or None: no limit (tests)"
     )
     rate_period_s: float = Field(default=60.0, gt=0)
+    rate_margin_s: float = Field(
+        default=1.0,
+        ge=0,
+        description="the calls are paced as if the window were this much longer: a call "
+        "that reaches the server late (the first after a quiet spell) must not let the "
+        "next ten land inside one of its windows (`adapters.ratelimit`: δ)",
+    )
     poll_interval_s: float = Field(default=30.0, gt=0, description="servicerequestupdates windows")
     timeout_s: float = Field(default=10.0, gt=0)
     overlap_s: float = Field(

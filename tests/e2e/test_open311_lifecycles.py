@@ -125,7 +125,7 @@ async def test_a_case_transferred_to_12385_goes_through_its_lifecycle_and_back(
             ("accepted", None),
             ("in_progress", None),
             ("replied", "已协调单位改造无障碍通道"),
-            ("closed", None),
+            ("closed", "办结"),  # with the text (issue 11: `closed` → closed, with the text)
         ]
         assert _made_from(sims, case["case_no"]) == [request_id]  # created once
 
@@ -143,12 +143,14 @@ async def test_12385_sending_a_request_back_and_a_duplicate_reach_the_union(
                 TIMEOUT,
                 what="accepted",
             )
-        sim.staff_update(_made_from(sims, back["case_no"])[0], "not_councils_responsibility")
+        sim.staff_update(
+            _made_from(sims, back["case_no"])[0], "not_councils_responsibility", "不属残联职责"
+        )
         sim.staff_update(_made_from(sims, dup["case_no"])[0], "duplicate", "与另一请求重复")
         await wait_until(lambda: len(_updates(sims, back["id"])) == 2, TIMEOUT, what="returned")
         await wait_until(lambda: len(_updates(sims, dup["id"])) == 2, TIMEOUT, what="closed")
-        assert _updates(sims, back["id"])[1][0] == "returned"
-        assert _updates(sims, dup["id"])[1][0] == "closed"
+        assert _updates(sims, back["id"])[1] == ("returned", "不属残联职责")
+        assert _updates(sims, dup["id"])[1] == ("closed", "与另一请求重复")
 
 
 def _referral(sims: Simulators, description: str, **fields: Any) -> str:

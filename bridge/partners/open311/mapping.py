@@ -197,7 +197,8 @@ def created_to_referral(
 ) -> Referral:
     """The request the bridge created from union case `case_no`, as 12385 staff's
     `update` leaves it (None: just created, `open`): `fixed` carries its text as the
-    reply, `not_councils_responsibility` as the return reason."""
+    reply, `not_councils_responsibility` as the return reason, `closed` and `duplicate`
+    as the closing note (each reaches 12351 with its `partner_update`)."""
     status = update.status if update is not None else "open"
     try:
         state = tables.created_status_to_lifecycle[status]
@@ -222,6 +223,7 @@ def created_to_referral(
         updated_at=at,
         reply=Reply(text=text, at=at) if status == "fixed" and text else None,
         return_reason=(text or None) if status == "not_councils_responsibility" else None,
+        closing_note=(text or None) if status in ("closed", "duplicate") else None,
     )
 
 
