@@ -301,7 +301,8 @@ def resolve(settings: Settings, *, require_sides: bool = True) -> Deployment:
         found = _kind_for(name, raw)
         if raw is None and found.legacy_section is not None and name == found.default_name:
             raw = getattr(settings, found.legacy_section, None)
-        config = None if raw is None else _validated(found, name, raw)
+        routed_only = name not in settings.bridge.sides and _only_kind(raw)
+        config = None if raw is None or routed_only else _validated(found, name, raw)
         if config is None and require_sides and name in settings.bridge.sides:
             raise ConfigError(
                 f"[bridge] sides includes {name!r} but the "
@@ -327,6 +328,12 @@ def _kind_for(name: str, raw: Any) -> PartnerKind:
         if known.default_name == name:
             return known
     raise ConfigError(f"partner {name!r}: no [partners.{name}] section names its kind")
+
+
+def _only_kind(raw: Any) -> bool:
+    """A section that names just the kind of a partner another node runs (this node
+    holds none of its credentials)."""
+    return isinstance(raw, Mapping) and set(raw) <= {"kind"}
 
 
 def _validated(found: PartnerKind, name: str, raw: Any) -> Any:
