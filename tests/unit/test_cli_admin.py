@@ -410,6 +410,10 @@ async def test_a_failed_reconciliation_exits_1(scripted: tuple[str, Scripted]) -
 # check-config --connect -----------------------------------------------------------------
 
 
+TWO = ("12345", "12351")
+"""The partners these checks configure (a node of the two first partners)."""
+
+
 def connect_config(path: Path, sims: Simulators, *, amqp_url: str, store_url: str) -> Path:
     sections = sims.config_sections()
     settings = Settings(amqp={"url": amqp_url}, store={"url": store_url}, **sections)
@@ -418,7 +422,7 @@ def connect_config(path: Path, sims: Simulators, *, amqp_url: str, store_url: st
 
 
 async def test_check_config_connect_says_ok_for_each_part(tmp_path: Path) -> None:
-    async with Simulators(free_ports=True) as sims:
+    async with Simulators(free_ports=True, names=TWO) as sims:
         config = connect_config(
             tmp_path / "c.toml", sims,
             amqp_url="amqp://guest:guest@127.0.0.1:5672/",
@@ -432,7 +436,7 @@ async def test_check_config_connect_says_ok_for_each_part(tmp_path: Path) -> Non
 
 
 async def test_check_config_connect_names_what_fails_and_no_secret(tmp_path: Path) -> None:
-    async with Simulators(free_ports=True, client_secret="s3cret-12345") as sims:
+    async with Simulators(free_ports=True, names=TWO, client_secret="s3cret-12345") as sims:
         sims.running["12345"].config["client_secret"] = "wrong-secret-value"  # refused by 12345
         config = connect_config(
             tmp_path / "c.toml", sims,
