@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 
@@ -50,7 +51,7 @@ class NodeCollector(Collector):
         yield from self._requests()
 
     def _store(self) -> Iterator[Metric]:
-        figures, partner = self.state.figures, self.state.partner
+        figures = self.state.figures
         up = GaugeMetricFamily(PREFIX + "store_up", "1 if the store answered this scrape")
         up.add_metric([], 0 if figures is None else 1)
         yield up
@@ -61,8 +62,8 @@ class NodeCollector(Collector):
             "Referrals in the ledger by direction (<origin>-<target>) and state",
             labels=("direction", "state"),
         )
-        for (origin, state), count in sorted(figures.referrals.items()):
-            referrals.add_metric([f"{origin}-{partner.get(origin, 'unknown')}", state], count)
+        for (direction, state), count in sorted(self._directions(figures).items()):
+            referrals.add_metric([direction, state], count)
         yield referrals
         depth = GaugeMetricFamily(PREFIX + "outbox_depth", "Outbox messages not yet published")
         depth.add_metric([], figures.outbox_depth)
@@ -83,6 +84,16 @@ class NodeCollector(Collector):
             parked.add_metric([system, stage], count)
         yield parked
         yield from _sla(figures, self.state.node.partners.sla_kinds())
+
+    def _directions(self, figures: Figures) -> Counter[tuple[str, str]]:
+        """(`<origin>-<target>`, state) → referrals. A row that does not know its target
+        goes where the deployment sends every referral of its origin (one partner), else
+        to `unknown`; rows that end up with the same labels are summed."""
+        found: Counter[tuple[str, str]] = Counter()
+        for (origin, target, state), count in figures.referrals.items():
+            to = target or self.state.route(origin) or "unknown"
+            found[f"{origin}-{to}", state] += count
+        return found
 
     def _runtime(self) -> Iterator[Metric]:
         node = self.state.node

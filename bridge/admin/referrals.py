@@ -5,6 +5,9 @@ A referral in the path is its id (`12345:BJ12345-20261129-004211`) or
 `<system>:<number or native id>` of either side (`12351:12351-2026-0001234`); a colon
 sent as `%3A` works too. The list pages on `(created_at, referral_id)`, newest first:
 a referral added while an admin pages comes before the first page, never inside one.
+A referral's direction is `<origin>-<target>` as the ledger holds it; `direction=A-B`
+selects exactly those in SQL (and, when this deployment sends every referral of `A` to
+`B`, the rows of `A` that do not know their target: they are shown as `A-B` too).
 
 Ids, numbers, states, districts and priorities are not personal data and are shown as
 they are; the snapshot, the timeline's details and nothing else go through `masked`.
@@ -12,7 +15,6 @@ they are; the snapshot, the timeline's details and nothing else go through `mask
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -30,6 +32,7 @@ from bridge.admin.api import (
 )
 from bridge.admin.dead_letters import DeadLetterSummary, letter_summary
 from bridge.admin.masking import masked
+from bridge.admin.state import AdminState
 from bridge.store import Deadline, Event, ReferralFilter, ReferralRow
 from schemas.canonical import Lifecycle, Priority
 
@@ -120,12 +123,12 @@ async def list_referrals(call: Call[ReferralsQuery, None]) -> ReferralPage:
     """Referrals, newest first, with filters."""
     q = call.query
     after = _after(q.cursor) if q.cursor else None
-    origin = _origin(q.direction, call.state.partner)
-    if q.direction is not None and origin is None:
-        return ReferralPage(items=[], next_cursor=None)  # no referral goes that way
+    origin, target = _direction(q.direction)
     flt = ReferralFilter(
         state=q.state.value if q.state else None,
         origin=origin,
+        target=target,
+        untargeted=origin is not None and call.state.route(origin) == target,
         district_code=q.district,
         priority=q.priority.value if q.priority else None,
         early_warning=q.early_warning,
@@ -138,9 +141,7 @@ async def list_referrals(call: Call[ReferralsQuery, None]) -> ReferralPage:
     rows = await store.page_referrals(flt, after=after, limit=q.limit + 1)
     page = rows[: q.limit]
     deadlines, parked = await store.referral_extras([row.referral_id for row in page])
-    items = [
-        ReferralSummary(**_summary(row, call.state.partner, deadlines, parked)) for row in page
-    ]
+    items = [ReferralSummary(**_summary(row, call.state, deadlines, parked)) for row in page]
     cursor = None
     if len(rows) > q.limit:
         last = items[-1]
@@ -163,7 +164,7 @@ async def show_referral(call: Call[ShowQuery, None]) -> ReferralDetail:
     letters = await store.list_dead_letters(referral_id=row.referral_id, limit=500)
     snapshot = row.last_snapshot or {}
     return ReferralDetail(
-        **_summary(row, call.state.partner, deadlines, parked),
+        **_summary(row, call.state, deadlines, parked),
         native_status=_native_status(snapshot, events),
         snapshot=masked(snapshot, unmask=call.unmask),
         timeline=[_entry(event, call.unmask) for event in events],
@@ -181,24 +182,24 @@ def _after(cursor: str) -> tuple[datetime, str]:
         ) from None
 
 
-def _origin(direction: str | None, partner: Mapping[str, str]) -> str | None:
-    """The origin system of a direction this bridge has, else None."""
+def _direction(direction: str | None) -> tuple[str | None, str | None]:
+    """The origin and target of `<origin>-<target>` (both None: any direction)."""
     if direction is None:
-        return None
+        return None, None
     origin, _, target = direction.partition("-")
-    return origin if partner.get(origin) in (target, "*") else None
+    return origin, target
 
 
-def _target(row: ReferralRow, snapshot: dict[str, Any], partner: Mapping[str, str]) -> str:
-    """Where the referral goes: its snapshot says so (older ones by their transfer), else
-    the deployment's route of its origin."""
-    transfer = snapshot.get("transfer") or {}
-    return snapshot.get("target") or transfer.get("to") or partner.get(row.origin_system, "?")
+def _target(row: ReferralRow, state: AdminState) -> str:
+    """Where the referral goes: the ledger says so; a row that does not know (an intake
+    not forwarded) goes where the deployment sends every referral of its origin, if it
+    sends them all to one partner; else `unknown`."""
+    return row.target or state.route(row.origin_system) or "unknown"
 
 
 def _summary(
     row: ReferralRow,
-    partner: Mapping[str, str],
+    state: AdminState,
     deadlines: dict[str, list[Deadline]],
     parked: dict[str, int],
 ) -> dict[str, Any]:
@@ -207,7 +208,7 @@ def _summary(
     numbers = {row.origin_system: origin_no, **(snapshot.get("numbers") or {}), **row.numbers}
     return {
         "referral_id": row.referral_id,
-        "direction": f"{row.origin_system}-{_target(row, snapshot, partner)}",
+        "direction": f"{row.origin_system}-{_target(row, state)}",
         "origin": row.origin_system,
         "state": row.state,
         "ids": dict(row.ids),

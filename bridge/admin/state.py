@@ -20,9 +20,9 @@ if TYPE_CHECKING:
 
 @dataclass
 class AdminState:
-    """What the handlers read: the node, where each side's referrals go (for the
-    `direction` label), and the node's own metrics registry (never the global one:
-    several nodes share a process in tests)."""
+    """What the handlers read: the node, where each side's referrals go (for a ledger
+    row that does not know its target, and for replays), and the node's own metrics
+    registry (never the global one: several nodes share a process in tests)."""
 
     node: Node
     partner: Mapping[str, str]
@@ -42,6 +42,13 @@ class AdminState:
             ("route", "method", "status"),
             registry=self.registry,
         )
+
+    def route(self, origin: str) -> str | None:
+        """The one partner this deployment sends every referral of `origin` to, or None
+        (it routes none of them, or several partners: `*`). For a ledger row that does
+        not know its target."""
+        to = self.partner.get(origin)
+        return None if to in (None, "*") else to
 
 
 STATE = web.AppKey("admin", AdminState)

@@ -197,7 +197,7 @@ class Applier:
             try:
                 plan = await work.policy.plan(ref, done, tx)
             except MappingError as exc:
-                await tx.upsert_referral(_row(ref))
+                await tx.upsert_referral(_row(ref, self.system))
                 await self._park_in(tx, work, ref, exc)
                 await tx.set_last_version(ref.referral_id, ref.source, ref.source_version)
                 plan = None
@@ -238,7 +238,7 @@ class Applier:
 
     async def _settle(self, tx: Tx, ref: Referral) -> None:
         """Record the referral as this snapshot shows it and its version as applied."""
-        await tx.upsert_referral(_row(ref))
+        await tx.upsert_referral(_row(ref, self.system))
         last = await tx.get_last_version(ref.referral_id, ref.source)
         if last is None or ref.source_version > last:
             await tx.set_last_version(ref.referral_id, ref.source, ref.source_version)
@@ -301,7 +301,7 @@ class Applier:
         async with self.store.begin() as tx:
             if step.target is None:
                 await work.policy.after_create(ref, result.native_id, tx)
-                await tx.upsert_referral(_row(ref, {self.system: result.native_id}))
+                await tx.upsert_referral(_row(ref, self.system, {self.system: result.native_id}))
             await tx.record_action(
                 ActionRow(
                     ref.referral_id,
@@ -395,7 +395,10 @@ def _key(ref: Referral, step: Step) -> str:
     return f"{ref.referral_id}/{step.key}"
 
 
-def _row(ref: Referral, ids: dict[str, str] | None = None) -> ReferralRow:
+def _row(ref: Referral, system: str, ids: dict[str, str] | None = None) -> ReferralRow:
+    """The ledger row of a snapshot applied on `system`: the referral goes to `system`
+    unless the snapshot names its target (an older node's snapshot names none); one
+    that began on `system` names none it goes to, and the ledger keeps what it has."""
     return ReferralRow(
         referral_id=ref.referral_id,
         origin_system=ref.origin,
@@ -403,4 +406,5 @@ def _row(ref: Referral, ids: dict[str, str] | None = None) -> ReferralRow:
         state=ref.state.value,
         early_warning=ref.early_warning,
         numbers=dict(ref.numbers),
+        target=ref.target or (system if system != ref.origin else None),
     )

@@ -148,6 +148,7 @@ async def record_intake(
             state=ref.state.value,
             early_warning=ref.early_warning,
             numbers=dict(ref.numbers),
+            target=intake.to,
             last_snapshot=ref.model_dump(mode="json"),
         )
     )

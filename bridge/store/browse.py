@@ -43,6 +43,11 @@ class ReferralFilter:
 
     state: str | None = None
     origin: str | None = None
+    target: str | None = None
+    """Goes to this partner (``referrals.target``)."""
+    untargeted: bool = False
+    """With ``target``: the referrals whose target is not known count as going there too
+    (the caller knows that every referral of ``origin`` goes to ``target``)."""
     district_code: str | None = None
     priority: str | None = None
     early_warning: bool | None = None
@@ -97,6 +102,9 @@ def _where(flt: ReferralFilter) -> list[Any]:
         where.append(r.state == flt.state)
     if flt.origin is not None:
         where.append(r.origin_system == flt.origin)
+    if flt.target is not None:
+        goes = r.target == flt.target
+        where.append(sa.or_(goes, r.target.is_(None)) if flt.untargeted else goes)
     if flt.district_code is not None:
         where.append(snapshot["district_code"].as_string() == flt.district_code)
     if flt.priority is not None:

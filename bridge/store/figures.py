@@ -15,8 +15,8 @@ from .tables import dead_letters, referrals
 
 @dataclass(frozen=True)
 class Figures:
-    referrals: dict[tuple[str, str], int]
-    """(origin system, state) → referrals"""
+    referrals: dict[tuple[str, str | None, str], int]
+    """(origin system, target system or None when not known, state) → referrals"""
     outbox_depth: int
     outbox_oldest_at: datetime | None
     parked: dict[tuple[str, str], int]
@@ -30,8 +30,9 @@ class Figures:
 
 async def read_figures(conn: AsyncConnection) -> Figures:
     """Five grouped queries in the caller's (read) transaction."""
-    by_state = sa.select(referrals.c.origin_system, referrals.c.state, sa.func.count()).group_by(
-        referrals.c.origin_system, referrals.c.state
+    r = referrals.c
+    by_state = sa.select(r.origin_system, r.target, r.state, sa.func.count()).group_by(
+        r.origin_system, r.target, r.state
     )
     parked = (
         sa.select(dead_letters.c.system, dead_letters.c.stage, sa.func.count())
@@ -43,7 +44,7 @@ async def read_figures(conn: AsyncConnection) -> Figures:
     )
     depth, oldest = await outbox.backlog(conn)
     return Figures(
-        referrals={(o, s): int(n) for o, s, n in await conn.execute(by_state)},
+        referrals={(o, t, s): int(n) for o, t, s, n in await conn.execute(by_state)},
         outbox_depth=depth,
         outbox_oldest_at=oldest,
         parked={(system, stage): int(n) for system, stage, n in await conn.execute(parked)},

@@ -79,6 +79,7 @@ def _referral(row: Row[Any]) -> ReferralRow:
         state=row.state,
         early_warning=bool(row.early_warning),
         numbers=dict(row.numbers),
+        target=row.target,
         last_snapshot=row.last_snapshot,
         created_at=row.created_at,
         updated_at=row.updated_at,
@@ -120,6 +121,7 @@ def _build_upsert_referral(dialect: str, *, merge: bool) -> Any:
         set_={
             "ids": ids,
             "numbers": numbers,
+            "target": sa.func.coalesce(new.target, referrals.c.target),
             "early_warning": new.early_warning,
             "state": new.state,
             "last_snapshot": sa.case(
@@ -159,11 +161,11 @@ async def upsert_referral(conn: AsyncConnection, row: ReferralRow, now: datetime
     """Insert or update a referral; returns the row as stored.
 
     On update: ``ids`` and ``numbers`` are merged (the new row's entries win per
-    system), ``origin_system`` and ``created_at`` are kept, ``last_snapshot`` is kept
-    when the new row has ``None``, ``state`` and ``early_warning`` take the new row's
-    values, and ``updated_at`` is ``now``. One statement (``INSERT … ON CONFLICT DO
-    UPDATE … RETURNING``) that merges in SQL on the locked existing row, so concurrent
-    upserts on PostgreSQL lose no ids and no numbers; then, in the same transaction,
+    system), ``origin_system`` and ``created_at`` are kept, ``last_snapshot`` and
+    ``target`` are kept when the new row has ``None``, ``state`` and ``early_warning``
+    take the new row's values, and ``updated_at`` is ``now``. One statement (``INSERT …
+    ON CONFLICT DO UPDATE … RETURNING``) that merges in SQL on the locked existing row,
+    so concurrent upserts on PostgreSQL lose no ids and no numbers; then, in the same transaction,
     the new row's numbers go into ``referral_numbers`` (a ``None`` number takes its
     system's row out, as it takes nothing findable into the JSON).
     """
@@ -182,6 +184,7 @@ async def upsert_referral(conn: AsyncConnection, row: ReferralRow, now: datetime
         "origin_system": row.origin_system,
         "ids": ids,
         "numbers": numbers,
+        "target": row.target,
         "early_warning": row.early_warning,
         "state": row.state,
         "last_snapshot": row.last_snapshot,

@@ -45,7 +45,8 @@ class ReferralRow:
 
     ``ids`` maps system → native id (``{"A": "<uuid>", "B": "B-7"}``); ``numbers`` maps
     system → the human-facing number that system gives it (the one people read out on
-    the phone), as far as known; ``state`` is the canonical lifecycle state.
+    the phone), as far as known; ``state`` is the canonical lifecycle state; ``target``
+    is the partner the referral goes to (``None``: not known, and on update: unchanged).
     """
 
     referral_id: str
@@ -54,6 +55,7 @@ class ReferralRow:
     state: str
     early_warning: bool = False
     numbers: dict[str, str] = field(default_factory=dict)
+    target: str | None = None
     last_snapshot: dict[str, Any] | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None

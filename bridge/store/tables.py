@@ -57,6 +57,8 @@ referrals = sa.Table(
     metadata,
     sa.Column("referral_id", sa.String(200), primary_key=True),
     sa.Column("origin_system", sa.String(32), nullable=False),
+    # The partner the referral goes to (None: not known, e.g. an intake not forwarded).
+    sa.Column("target", sa.String(32)),
     sa.Column("ids", JSONType, nullable=False),
     sa.Column("numbers", JSONType, nullable=False),
     sa.Column("early_warning", sa.Boolean, nullable=False),
@@ -66,6 +68,7 @@ referrals = sa.Table(
     sa.Column("updated_at", UTCDateTime, nullable=False),
     sa.Index("ix_referrals_state", "state"),
     sa.Index("ix_referrals_created_at", "created_at"),
+    sa.Index("ix_referrals_origin_target", "origin_system", "target"),
 )
 
 # ``referrals.numbers`` again, one row per (referral, system), written in the same

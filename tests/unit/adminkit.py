@@ -26,7 +26,7 @@ from adapters.ratelimit import RequestBudget
 from bridge.admin import serve_admin
 from bridge.app import Node
 from bridge.config import Settings
-from bridge.partners import Side
+from bridge.partners import Deployment, Side
 from bridge.store import Clock, Store, utc_now
 from bridge.supervisor import Supervisor
 
@@ -121,9 +121,11 @@ async def admin_node(
     tokens: dict[str, str] | None = None,
     store_url: str | None = None,
     clock: Clock = utc_now,
+    deployment: Deployment | None = None,
 ) -> AsyncIterator[Admin]:
     """The admin server of a node with a real store (SQLite in `tmp_path` unless
-    `store_url`; stamped by `clock`), real supervisor, fake broker/hotlines/pollers."""
+    `store_url`; stamped by `clock`), real supervisor, fake broker/hotlines/pollers;
+    its partners are `deployment`'s (default: the settings', 12345 and 12351)."""
     settings = Settings(admin={"listen": "127.0.0.1:0", "tokens": tokens or TOKENS})
     async with AsyncExitStack() as stack:
         store = await Store.connect(store_url or f"sqlite:///{tmp_path / 'bridge.db'}", clock=clock)
@@ -149,6 +151,7 @@ async def admin_node(
             relay=None,  # type: ignore[arg-type]
             node_id="test",
             supervisor=supervisor,
+            deployment=deployment,
         )
         url = await serve_admin(node, stack)
         assert url is not None and not url.endswith(":0")
