@@ -231,6 +231,7 @@ async def start_node(
         sides=sides,
         topology=topology,
         systems=deployment.names,
+        routes=deployment.routes(),
         node_id=node_id,
         interval_s=settings.bridge.reconcile_interval_s,
         window_s=settings.bridge.reconcile_window_s,

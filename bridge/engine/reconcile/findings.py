@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Final
@@ -33,7 +34,9 @@ class Run:
     id: int
     dry_run: bool
     systems: tuple[str, ...]
-    """Every system a referral crosses between: the keys of each item's `numbers`."""
+    """Every partner of the deployment (and the sides this node runs)."""
+    routes: Mapping[str, str] = field(default_factory=dict)
+    """Partner → where its referrals go (`Deployment.routes()`; `*`: each its own)."""
     read_up_to: dict[str, datetime | None] = field(default_factory=dict)
     """Per system, how far its feeds had read when the run began (the earliest of its
     feeds): a record changed at or after that may just not be read yet (normal traffic,
@@ -57,8 +60,10 @@ class Run:
         *,
         repaired: bool = False,
         why: str | None = None,
+        target: str | None = None,
     ) -> None:
-        """Count a finding and list it (up to `REPORT_ITEMS` of its kind)."""
+        """Count a finding and list it (up to `REPORT_ITEMS` of its kind) with the
+        numbers of the referral's two partners (`pair`), known or not."""
         self.counts[kind] += 1
         if repaired:
             self.counts["repaired"] += 1
@@ -66,17 +71,43 @@ class Run:
             self.truncated = True
             return
         self._listed[kind] += 1
+        pair = self.pair(referral_id, system, numbers, target)
         self.items.append(
             {
                 "kind": kind,
                 "referral_id": referral_id,
                 "system": system,
-                "numbers": {s: numbers.get(s) for s in self.systems},
+                "numbers": {
+                    s: numbers.get(s) for s in self.pair(referral_id, system, numbers, target)
+                },
                 "detail": detail,
                 "repaired": repaired,
                 "why": None if repaired else why,
             }
         )
+
+    def pair(
+        self, referral_id: str | None, system: str, numbers: Mapping[str, Any], target: str | None
+    ) -> tuple[str, ...]:
+        """The two partners a referral crosses between: its origin (its id's prefix) and
+        its target: the one named, else the side it was found on, else the one other
+        partner with a number, else where the deployment routes the origin."""
+        # a record parked before it was a referral: where it was found begins it
+        origin = referral_id.partition(":")[0] if referral_id else system
+        others = [s for s, n in numbers.items() if n and s != origin]
+        route = self.routes.get(origin)
+        other = (
+            target
+            or (system if system != origin else None)
+            or (others[0] if len(others) == 1 else None)
+            or (route if route not in (None, "*") else None)
+            or (self._the_other(origin) if len(self.systems) == 2 else None)
+        )
+        return tuple(sorted({origin, *([other] if other else [])}))
+
+    def _the_other(self, origin: str) -> str | None:
+        rest = [s for s in self.systems if s != origin]
+        return rest[0] if len(rest) == 1 else None
 
     @property
     def report(self) -> dict[str, Any]:

@@ -54,6 +54,8 @@ class Reconciler:
     """Every partner of the deployment (the run's report has both numbers of each)."""
     node_id: str
     interval_s: float
+    routes: Mapping[str, str] = field(default_factory=dict)
+    """Partner → where its referrals go, for the report's pair of numbers."""
     on_recorded: Callable[[], None] = lambda: None
     metrics: EngineMetrics = field(default_factory=EngineMetrics)
     progress_every_s: float = 1.0
@@ -78,7 +80,7 @@ class Reconciler:
         """Carry out the run `run_id` (created by `Store.create_reconciliation`) and
         finish it `done`, or `failed` if anything raises (re-raised) or it is cancelled."""
         systems = tuple(sorted({*self.systems, *self.sides}))
-        run = Run(run_id, dry_run, systems)
+        run = Run(run_id, dry_run, systems, routes=self.routes)
         status = "failed"
         try:
             for side in self.sides.values():
@@ -210,7 +212,7 @@ class Reconciler:
     def _found(self, run: Run, kind: str, row: ReferralRow, system: str, **detail: str) -> None:
         numbers = {**((row.last_snapshot or {}).get("numbers") or {}), **row.numbers}
         why = {"missing": "the source has no such record", "failed": "the source did not answer"}
-        run.found(kind, row.referral_id, system, numbers, detail, why=why[kind])
+        run.found(kind, row.referral_id, system, numbers, detail, why=why[kind], target=row.target)
 
     # the intake of a page, and the checks ------------------------------------------
 
