@@ -77,9 +77,7 @@ class Run:
                 "kind": kind,
                 "referral_id": referral_id,
                 "system": system,
-                "numbers": {
-                    s: numbers.get(s) for s in self.pair(referral_id, system, numbers, target)
-                },
+                "numbers": {s: numbers.get(s) for s in pair},
                 "detail": detail,
                 "repaired": repaired,
                 "why": None if repaired else why,
