@@ -71,6 +71,9 @@ from schemas.hotline12345 import Order  # noqa: E402
 
 # --- the bridge's own transport settings, read from its code ---------------------------
 
+PAIR = ("12345", "12351")
+"""The partners this benchmark measures (the simulators of the others are not started)."""
+
 
 def bridge_prefetch() -> int:
     return AmqpConfig().prefetch
@@ -232,7 +235,7 @@ async def run_e2e(
             store_url(Path(tmp), postgres_admin_url) as store,
             # limits off: neither the simulators nor the node's request budget limit the
             # rate (a benchmark of the bridge); on: 12345 at 20/s and the node under it
-            Simulators(free_ports=True, rate_limits=limits) as sims,
+            Simulators(free_ports=True, names=PAIR, rate_limits=limits) as sims,
         ):
             settings = bench_settings(sims, url, store, bridge_overrides)
             measure = partial(

@@ -96,12 +96,15 @@ from schemas.hotline12351 import Case, PartnerUpdateBody  # noqa: E402
 # Credentials of the simulator subprocess (`--sims-process`).
 CLIENT_ID, CLIENT_SECRET, API_KEY, UNIT_CODE = "floor-client", "floor-secret", "floor-key", "BJZGH"
 
+PAIR = ("12345", "12351")
+"""The partners this benchmark measures (the simulators of the others are not started)."""
+
 
 def bridge_consumers() -> int:
     """The node consumes every shard of both targets, one message at a time per queue
     (`bridge.transport.consumer.Subscription`): shards × targets concurrent workers.
     The node's topology takes `[amqp] shards` (`bridge.app.topology_of`)."""
-    return AmqpConfig().shards * len(Topology().targets)
+    return AmqpConfig().shards * len(Topology(targets=PAIR).targets)
 
 
 # --- the simulators: in this process or in a subprocess -----------------------------------
@@ -113,7 +116,7 @@ class SimsInProcess:
     mode = "simulators in this process"
 
     def __init__(self) -> None:
-        self.sims = Simulators(free_ports=True, rate_limits=False)
+        self.sims = Simulators(free_ports=True, names=PAIR, rate_limits=False)
         self.pid: int | None = None
 
     async def __aenter__(self) -> SimsInProcess:
@@ -159,6 +162,8 @@ class SimsSubprocess:
             "--port-12345",
             "0",
             "--port-12351",
+            "0",
+            "--port-12385",
             "0",
             "--no-rate-limits",
             "--client-id",

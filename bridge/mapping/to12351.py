@@ -157,12 +157,14 @@ def external_ref_for(ref: Referral, order_no: str | None = None) -> ExternalRefB
     `order_no` defaults to the snapshot's number at its source (`numbers[ref.source]`);
     raises MappingError if neither is known.
     """
-    number = order_no or ref.numbers.get(ref.source)
+    # the partner the case went to: the snapshot's source, or (a snapshot of the union's
+    # own case, as a tool may pass) the partner it names as its target
+    partner = ref.source if ref.source != SYSTEM else (ref.target or ref.source)
+    number = order_no or ref.numbers.get(partner)
     if not number:
-        raise MappingError(
-            f"numbers.{ref.source}", None, ref.source_no, f"no {ref.source} number yet"
-        )
-    return _build(ExternalRefBody, ref.source_no, system=ref.source, external_no=number)
+        raise MappingError(f"numbers.{partner}", None, ref.source_no, f"no {partner} number yet")
+    case_no = ref.numbers.get(SYSTEM) or ref.source_no
+    return _build(ExternalRefBody, case_no, system=partner, external_no=number)
 
 
 def callback_result_for(ref: Referral) -> CallbackResultBody | None:
