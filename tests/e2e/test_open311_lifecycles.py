@@ -15,7 +15,7 @@ from typing import Any, Final
 
 import aiohttp
 import pytest
-from harness import require_broker, running_node, wait_until
+from harness import order, orders_from, replied_order, require_broker, running_node, wait_until
 from sim_actions import agent, record_case, refused_calls
 
 from bridge.demo import Simulators
@@ -46,7 +46,13 @@ async def sims385() -> AsyncIterator[Simulators]:
 
 
 def _node(sims: Simulators, tmp_path: Any) -> Any:
-    section = {
+    return running_node(
+        sims, tmp_path, sides=["12351", NAME], partners_sections={NAME: _section(sims)}
+    )
+
+
+def _section(sims: Simulators) -> dict[str, Any]:
+    return {
         "kind": "open311",
         **sims.running[NAME].config,
         # the window as 12385's; the budget's own margin (`rate_margin_s`, 1 s) absorbs a
@@ -59,7 +65,6 @@ def _node(sims: Simulators, tmp_path: Any) -> Any:
         # node is enough for 12385 to count 11 calls in a window
         "first_lookback_s": 600,
     }
-    return running_node(sims, tmp_path, sides=["12351", NAME], partners_sections={NAME: section})
 
 
 def _made_from(sims: Simulators, case_no: str) -> list[str]:
@@ -261,3 +266,22 @@ async def _get_requests(sims: Simulators, request_id: str) -> list[dict[str, Any
                     return list(await resp.json())
             await asyncio.sleep(0.5)
     raise AssertionError("12385 kept answering 429")
+
+
+async def test_the_12345_lifecycles_run_beside_12385_in_one_node(
+    sims385: Simulators, tmp_path: Any
+) -> None:
+    """One node running all three partners, 12385's rate limit on: an order answered
+    through the union and a case transferred to 12345 complete as without 12385, while
+    a 12385 referral reaches the union."""
+    sims = sims385
+    async with running_node(
+        sims, tmp_path, sides=["12345", "12351", NAME], partners_sections={NAME: _section(sims)}
+    ):
+        request_id = _referral(sims, "残疾职工咨询工伤认定\n单位不予申报工伤。")
+        case_no = record_case(sims)["case_no"]  # transferred to 12345
+        no, _ = await replied_order(sims)
+        await wait_until(lambda: orders_from(sims, case_no), TIMEOUT, what="the 12345 order")
+        await wait_until(lambda: _case_of(sims, request_id), TIMEOUT, what="the 12385 case")
+        assert order(sims, no)["orderStatus"] == "30"
+        assert len(orders_from(sims, case_no)) == 1
