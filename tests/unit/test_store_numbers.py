@@ -5,12 +5,9 @@ the ``referral_numbers`` index for any system, and carried over from the old
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
-import pytest
 import sqlalchemy as sa
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -22,24 +19,8 @@ from bridge.store import ReferralRow, Store
 from bridge.store.browse import _numbered
 from bridge.store.engine import alembic_config, to_async_url
 from bridge.store.tables import JSONType, UTCDateTime, metadata, referral_numbers
-from tests.unit.adminkit import STORE_KINDS, store_url
 
 T0 = datetime(2026, 11, 29, 8, 0, tzinfo=UTC)
-
-
-@pytest.fixture(params=STORE_KINDS)
-async def url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    async with store_url(request.param, tmp_path) as url:
-        yield url
-
-
-@pytest.fixture
-async def store(url: str) -> AsyncIterator[Store]:
-    store = await Store.connect(url)
-    try:
-        yield store
-    finally:
-        await store.aclose()
 
 
 def referral(numbers: dict[str, str], **changes: Any) -> ReferralRow:

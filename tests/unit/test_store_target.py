@@ -5,9 +5,7 @@ Each store test runs on SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -20,26 +18,10 @@ from bridge.store import ReferralRow, Store
 from bridge.store.tables import JSONType, UTCDateTime
 from bridge.transport import Topology
 from schemas.canonical import Lifecycle, Priority, Referral
-from tests.unit.adminkit import STORE_KINDS, store_url
 from tests.unit.test_store_numbers import alembic, run, schema_diff
 
 T0 = datetime(2026, 12, 1, 8, 0, tzinfo=UTC)
 TOPOLOGY = Topology(targets=("12345", "12351", "12385"))
-
-
-@pytest.fixture(params=STORE_KINDS)
-async def url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[str]:
-    async with store_url(request.param, tmp_path) as url:
-        yield url
-
-
-@pytest.fixture
-async def store(url: str) -> AsyncIterator[Store]:
-    store = await Store.connect(url)
-    try:
-        yield store
-    finally:
-        await store.aclose()
 
 
 def case(**changes: Any) -> Referral:
